@@ -1,0 +1,284 @@
+//! `tessera doctor`: checks certificates, keys, templates and settings, and says what is wrong in plain
+//! words with the fix. Exit 1 on any error.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use openssl::asn1::Asn1Time;
+use openssl::nid::Nid;
+use openssl::x509::X509;
+
+use crate::apple::certs::{SigningIdentity, looks_like_p12, name_entry, p12_advice};
+use crate::apple::inspect::wwdr_generation;
+use crate::apple::{PassBuilder, PassData};
+use crate::settings::{Secret, Settings};
+use crate::store::Store;
+use crate::templates::Program;
+
+#[derive(Default)]
+pub struct Findings {
+    pub lines: Vec<(Level, String)>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Level {
+    Ok,
+    Warning,
+    Error,
+}
+
+impl Findings {
+    fn ok(&mut self, m: impl Into<String>) {
+        self.lines.push((Level::Ok, m.into()));
+    }
+    fn warn(&mut self, m: impl Into<String>) {
+        self.lines.push((Level::Warning, m.into()));
+    }
+    fn error(&mut self, m: impl Into<String>) {
+        self.lines.push((Level::Error, m.into()));
+    }
+    pub fn has_errors(&self) -> bool {
+        self.lines.iter().any(|(l, _)| *l == Level::Error)
+    }
+}
+
+pub async fn run(settings: &Settings) -> ExitCode {
+    let findings = check(settings).await;
+    for (level, line) in &findings.lines {
+        let tag = match level {
+            Level::Ok => "ok",
+            Level::Warning => "warning",
+            Level::Error => "error",
+        };
+        println!("{tag:>7}: {line}");
+    }
+    let errors = findings
+        .lines
+        .iter()
+        .filter(|(l, _)| *l == Level::Error)
+        .count();
+    let warnings = findings
+        .lines
+        .iter()
+        .filter(|(l, _)| *l == Level::Warning)
+        .count();
+    println!("{errors} error(s), {warnings} warning(s)");
+    if errors > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+pub async fn check(settings: &Settings) -> Findings {
+    let mut f = Findings::default();
+    let identity = check_certificates(settings, &mut f);
+    let program = match Program::load(&settings.templates_dir, &settings.program) {
+        Ok(p) => {
+            f.ok(format!(
+                "templates: program `{}` renders every tier ({}) and locale ({})",
+                p.name,
+                p.tier_names().collect::<Vec<_>>().join(", "),
+                p.locales().collect::<Vec<_>>().join(", ")
+            ));
+            Some(p)
+        }
+        Err(e) => {
+            f.error(format!("templates: {e}"));
+            None
+        }
+    };
+    if let (Some(identity), Some(program)) = (&identity, program) {
+        check_sample_pass(settings, identity, program, &mut f);
+    }
+    if settings.public_url.starts_with("https://") {
+        f.ok(format!("public URL {} is https", settings.public_url));
+    } else {
+        f.warn(format!(
+            "TESSERA_PUBLIC_URL is {}: iPhones only call an https webServiceURL (unless Developer → Allow HTTP Services is on), so passes will not update; set it to your https address",
+            settings.public_url
+        ));
+    }
+    check_database(settings, identity.as_ref(), &mut f).await;
+    f
+}
+
+fn cert_days_left(cert: &X509) -> Option<i32> {
+    let now = Asn1Time::days_from_now(0).ok()?;
+    now.diff(cert.not_after()).ok().map(|d| d.days)
+}
+
+fn check_certificates(settings: &Settings, f: &mut Findings) -> Option<SigningIdentity> {
+    for (setting, path) in [
+        ("TESSERA_APPLE_CERT", &settings.apple_cert),
+        ("TESSERA_APPLE_KEY", &settings.apple_key),
+        ("TESSERA_APPLE_WWDR", &settings.apple_wwdr),
+    ] {
+        if let Ok(bytes) = std::fs::read(path) {
+            if looks_like_p12(&bytes) {
+                f.error(p12_advice(setting, path));
+                return None;
+            }
+        }
+    }
+    let identity = match SigningIdentity::load(
+        &settings.apple_cert,
+        &settings.apple_key,
+        &settings.apple_wwdr,
+        settings.apple_key_password.as_ref().map(Secret::expose),
+    ) {
+        Ok(identity) => identity,
+        Err(e) => {
+            f.error(e.to_string());
+            return None;
+        }
+    };
+    f.ok(format!(
+        "pass certificate {}: pass type {}, team {}; the key matches it",
+        settings.apple_cert.display(),
+        identity.pass_type_id,
+        identity.team_id
+    ));
+    match cert_days_left(&identity.cert) {
+        Some(d) if d < 0 => f.error(format!(
+            "the pass certificate expired on {}; create a new one on the Pass Type ID's page",
+            identity.cert.not_after()
+        )),
+        Some(d) if d < 30 => f.warn(format!(
+            "the pass certificate expires in {d} days ({}); renew it soon",
+            identity.cert.not_after()
+        )),
+        _ => f.ok(format!(
+            "the pass certificate is valid until {}",
+            identity.cert.not_after()
+        )),
+    }
+    let wwdr_key = identity.wwdr.public_key().ok();
+    let issued = identity.cert.issuer_name().to_der().ok()
+        == identity.wwdr.subject_name().to_der().ok()
+        && wwdr_key.is_some_and(|k| identity.cert.verify(&k).unwrap_or(false));
+    if issued {
+        f.ok("the pass certificate was issued by TESSERA_APPLE_WWDR");
+    } else {
+        f.error(format!(
+            "the pass certificate was not issued by TESSERA_APPLE_WWDR ({}); for an Apple certificate made after 27 January 2022, use Apple's WWDR G4 intermediate",
+            name_entry(identity.wwdr.subject_name(), Nid::COMMONNAME).unwrap_or_default()
+        ));
+    }
+    match cert_days_left(&identity.wwdr) {
+        Some(d) if d < 0 => f.error(format!(
+            "the WWDR intermediate expired on {}; download WWDR G4 from Apple PKI",
+            identity.wwdr.not_after()
+        )),
+        _ => {}
+    }
+    match wwdr_generation(&identity.wwdr) {
+        Some("G4") => f.ok("the intermediate is Apple WWDR G4"),
+        Some(other) => f.error(format!("TESSERA_APPLE_WWDR is Apple WWDR {other}; passes need WWDR G4 (G1 expired in 2023, G3 is refused for passes). Download G4 from Apple PKI")),
+        None => f.warn(format!(
+            "TESSERA_APPLE_WWDR is not Apple's ({}): passes verify against its root but an iPhone refuses them; use Apple's certificates in production",
+            name_entry(identity.wwdr.subject_name(), Nid::COMMONNAME).unwrap_or_default()
+        )),
+    }
+    Some(identity)
+}
+
+fn check_sample_pass(
+    settings: &Settings,
+    identity: &SigningIdentity,
+    program: Program,
+    f: &mut Findings,
+) {
+    let identity = match SigningIdentity::from_parts(
+        identity.cert.clone(),
+        identity.key.clone(),
+        identity.wwdr.clone(),
+    ) {
+        Ok(i) => i,
+        Err(e) => return f.error(e.to_string()),
+    };
+    let builder = PassBuilder::new(
+        Arc::new(identity),
+        Arc::new(program),
+        settings.web_service_url(),
+    );
+    let attributes = serde_json::json!({});
+    let tiers: Vec<String> = builder.program().tier_names().map(str::to_string).collect();
+    for tier in &tiers {
+        let data = PassData {
+            serial_number: "0123456789abcdef0123456789abcdef",
+            authentication_token: "doctor-sample-token-0123456789abcdef",
+            voided: false,
+            member_id: "DOCTOR-1",
+            name: Some("Sample"),
+            tier,
+            points: 1250,
+            locale: None,
+            attributes: &attributes,
+            modified_at: crate::time_fmt::now_unix(),
+        };
+        match builder.build(&data) {
+            Ok(bytes) => {
+                let report = crate::apple::inspect::inspect(&bytes);
+                for e in report.errors() {
+                    f.error(format!(
+                        "a sample {tier} pass fails inspection: {}{}",
+                        e.file
+                            .as_deref()
+                            .map(|x| format!("{x}: "))
+                            .unwrap_or_default(),
+                        e.message
+                    ));
+                }
+            }
+            Err(e) => f.error(format!("a sample {tier} pass cannot be built: {e}")),
+        }
+    }
+    if !f.has_errors() {
+        f.ok(format!(
+            "sample passes of every tier ({}) build, sign and pass inspection",
+            tiers.join(", ")
+        ));
+    }
+}
+
+async fn check_database(settings: &Settings, identity: Option<&SigningIdentity>, f: &mut Findings) {
+    if let Some(path) = settings
+        .database_url
+        .strip_prefix("sqlite://")
+        .map(|p| p.split('?').next().unwrap_or(p))
+    {
+        if !std::path::Path::new(path).exists() {
+            f.ok(format!(
+                "database {path} does not exist yet; `tessera serve` creates it"
+            ));
+            return;
+        }
+    }
+    let store = match Store::connect(&settings.database_url).await {
+        Ok(s) => s,
+        Err(e) => {
+            return f.error(format!(
+                "TESSERA_DATABASE_URL: cannot open {}: {e}",
+                crate::cli::redact_url(&settings.database_url)
+            ));
+        }
+    };
+    match store.issued_identities().await {
+        Ok(ids) => {
+            f.ok(format!("database {} is reachable", crate::cli::redact_url(&settings.database_url)));
+            if let Some(identity) = identity {
+                for (pass_type, team, count) in ids {
+                    if pass_type != identity.pass_type_id || team != identity.team_id {
+                        f.warn(format!(
+                            "{count} pass(es) were issued under pass type {pass_type} / team {team}, but the certificate in force is {} / {}; those passes can no longer be updated on phones (Wallet keys a pass by its pass type)",
+                            identity.pass_type_id, identity.team_id
+                        ));
+                    }
+                }
+            }
+        }
+        Err(_) => f.ok("database is reachable but not migrated yet; `tessera serve` or `tessera migrate` applies the migrations"),
+    }
+    store.close().await;
+}

@@ -1,0 +1,19 @@
+//! tessera: loyalty cards in Apple Wallet and Google Wallet, kept live.
+//!
+//! Data flows one way, from the edges down to storage: `cli` and `http` at the top, request handlers by
+//! domain (`members`, `pages`), pure builders (`apple::pass`, `templates`) that know no database, and
+//! `store` at the bottom, which knows no HTTP. See ARCHITECTURE.md.
+
+pub mod apple;
+pub mod cli;
+pub mod doctor;
+pub mod error;
+pub mod http;
+pub mod ids;
+pub mod members;
+pub mod metrics;
+pub mod pages;
+pub mod settings;
+pub mod store;
+pub mod templates;
+pub mod time_fmt;

@@ -1,0 +1,504 @@
+//! Layered settings: built-in defaults, then a TOML file, then `TESSERA_*` environment variables.
+//!
+//! The TOML keys are the environment names without `TESSERA_`, lowercased. Every value is validated at
+//! start-up; a bad one stops the process with one sentence naming the setting and the fix.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// A secret value: never printed by `Debug` or `Display`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ApnsAuth {
+    Certificate,
+    Token,
+}
+
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    /// Without a trailing slash.
+    pub public_url: String,
+    pub database_url: String,
+    pub templates_dir: PathBuf,
+    pub program: String,
+    pub admin_token: Option<Secret>,
+    /// Several secrets are accepted so one can be rotated.
+    pub webhook_secrets: Vec<Secret>,
+    pub staff_token: Option<Secret>,
+    pub apple_cert: PathBuf,
+    pub apple_key: PathBuf,
+    pub apple_wwdr: PathBuf,
+    pub apple_key_password: Option<Secret>,
+    pub apns_url: String,
+    pub apns_ca: Option<PathBuf>,
+    pub apns_auth: ApnsAuth,
+    pub apns_key: Option<PathBuf>,
+    pub apns_key_id: Option<String>,
+    pub apns_team_id: Option<String>,
+    pub google_issuer_id: Option<String>,
+    pub google_service_account: Option<PathBuf>,
+    pub google_api_url: String,
+}
+
+/// Every setting: (key, default, what it is). The environment name is `TESSERA_` + the key in capitals.
+pub const KEYS: &[(&str, &str, &str)] = &[
+    (
+        "listen",
+        "127.0.0.1:8080",
+        "address and port the HTTP server binds",
+    ),
+    (
+        "public_url",
+        "http://127.0.0.1:8080",
+        "base of every link and the passes' webServiceURL",
+    ),
+    (
+        "database_url",
+        "sqlite://tessera.db",
+        "sqlite://FILE (created if missing) or postgres://…",
+    ),
+    (
+        "templates_dir",
+        "templates",
+        "folder holding one folder per loyalty program",
+    ),
+    (
+        "program",
+        "default",
+        "the program folder under templates_dir this deployment serves",
+    ),
+    (
+        "admin_token",
+        "",
+        "admin API bearer token (generated and kept in the database if unset)",
+    ),
+    (
+        "webhook_secret",
+        "",
+        "ledger webhook HMAC secret; comma-separated to rotate (generated if unset)",
+    ),
+    (
+        "staff_token",
+        "",
+        "scan API and staff page bearer token (generated if unset)",
+    ),
+    (
+        "apple_cert",
+        "certs-example/pass.pem",
+        "Pass Type ID certificate (PEM)",
+    ),
+    (
+        "apple_key",
+        "certs-example/pass.key",
+        "its private key (PEM)",
+    ),
+    (
+        "apple_wwdr",
+        "certs-example/wwdr.pem",
+        "Apple WWDR G4 intermediate (PEM)",
+    ),
+    (
+        "apple_key_password",
+        "",
+        "password of an encrypted private key",
+    ),
+    ("apns_url", "https://api.push.apple.com", "APNs base URL"),
+    ("apns_ca", "", "an extra PEM root to trust for APNs"),
+    (
+        "apns_auth",
+        "certificate",
+        "certificate (the pass certificate) or token (.p8)",
+    ),
+    ("apns_key", "", "APNs .p8 key, for token auth"),
+    ("apns_key_id", "", "APNs key id, for token auth"),
+    (
+        "apns_team_id",
+        "",
+        "APNs team id, for token auth [the certificate's OU]",
+    ),
+    ("google_issuer_id", "", "Google Wallet issuer id"),
+    (
+        "google_service_account",
+        "",
+        "Google service account JSON key file",
+    ),
+    (
+        "google_api_url",
+        "https://walletobjects.googleapis.com",
+        "Google Wallet API base URL",
+    ),
+];
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SettingsError(pub String);
+
+fn bad(key: &str, message: impl fmt::Display) -> SettingsError {
+    SettingsError(format!("TESSERA_{}: {message}", key.to_uppercase()))
+}
+
+impl Settings {
+    /// Loads the settings the way `tessera` does: defaults, then the TOML file (`--config PATH`, else
+    /// `TESSERA_CONFIG`, else `./tessera.toml` if present), then the process environment.
+    pub fn load(config_path: Option<&Path>) -> Result<Settings, SettingsError> {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        let explicit = config_path.map(Path::to_path_buf).or_else(|| {
+            env.iter()
+                .find(|(k, _)| k == "TESSERA_CONFIG")
+                .map(|(_, v)| PathBuf::from(v))
+        });
+        let file = match explicit {
+            Some(path) => Some(read_toml(&path, true)?),
+            None => {
+                let default = PathBuf::from("tessera.toml");
+                if default.exists() {
+                    Some(read_toml(&default, false)?)
+                } else {
+                    None
+                }
+            }
+        };
+        Settings::from_sources(file.unwrap_or_default(), env)
+    }
+
+    /// Builds settings from already-read layers: `file` (TOML keys) under `env` (`TESSERA_*` names).
+    pub fn from_sources(
+        file: BTreeMap<String, String>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Settings, SettingsError> {
+        let mut values: BTreeMap<&'static str, String> = KEYS
+            .iter()
+            .map(|(k, default, _)| (*k, default.to_string()))
+            .collect();
+        for (key, value) in file {
+            let Some((known, _, _)) = KEYS.iter().find(|(k, _, _)| *k == key) else {
+                return Err(SettingsError(format!(
+                    "the configuration file has an unknown key `{key}`; the keys are the TESSERA_* names without the prefix, in lower case (see the README's settings table)"
+                )));
+            };
+            values.insert(known, value);
+        }
+        for (name, value) in env {
+            let Some(rest) = name.strip_prefix("TESSERA_") else {
+                continue;
+            };
+            let key = rest.to_lowercase();
+            if key == "config" || key == "log" {
+                continue;
+            }
+            if let Some((known, _, _)) = KEYS.iter().find(|(k, _, _)| *k == key) {
+                values.insert(known, value);
+            }
+        }
+        Settings::from_values(&values)
+    }
+
+    /// Settings for tests and tools: defaults overridden by `(key, value)` pairs (TOML key names).
+    pub fn with_overrides<'a>(
+        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Settings, SettingsError> {
+        let file = pairs
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::from_sources(file, std::iter::empty())
+    }
+
+    fn from_values(v: &BTreeMap<&'static str, String>) -> Result<Settings, SettingsError> {
+        let get = |k: &str| v.get(k).map(|s| s.trim().to_string()).unwrap_or_default();
+        let opt = |k: &str| Some(get(k)).filter(|s| !s.is_empty());
+        let path = |k: &str| -> Result<PathBuf, SettingsError> {
+            opt(k)
+                .map(PathBuf::from)
+                .ok_or_else(|| bad(k, "must not be empty; give the path of the file"))
+        };
+
+        let listen = get("listen").parse::<SocketAddr>().map_err(|_| {
+            bad(
+                "listen",
+                format!(
+                    "`{}` is not an address; write it as host:port, for example 127.0.0.1:8080",
+                    get("listen")
+                ),
+            )
+        })?;
+        let public_url = validate_base_url("public_url", &get("public_url"))?;
+        let database_url = get("database_url");
+        if !(database_url.starts_with("sqlite:")
+            || database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://"))
+        {
+            return Err(bad(
+                "database_url",
+                format!(
+                    "`{database_url}` is not a database URL; use sqlite://FILE or postgres://USER@HOST/DB"
+                ),
+            ));
+        }
+        let program = get("program");
+        if program.is_empty()
+            || !program
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+        {
+            return Err(bad(
+                "program",
+                "must be a folder name of letters, digits, - and _, for example default",
+            ));
+        }
+        let token = |k: &str| -> Result<Option<Secret>, SettingsError> {
+            match opt(k) {
+                None => Ok(None),
+                Some(t) if t.len() < 16 => Err(bad(
+                    k,
+                    "is shorter than 16 characters; use a long random value (or unset it to have one generated)",
+                )),
+                Some(t) => Ok(Some(Secret(t))),
+            }
+        };
+        let webhook_secrets = match opt("webhook_secret") {
+            None => Vec::new(),
+            Some(list) => {
+                let secrets: Vec<Secret> = list
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(Secret::new)
+                    .collect();
+                if secrets.iter().any(|s| s.0.len() < 16) {
+                    return Err(bad(
+                        "webhook_secret",
+                        "has a secret shorter than 16 characters; use long random values",
+                    ));
+                }
+                secrets
+            }
+        };
+        let apns_auth = match get("apns_auth").as_str() {
+            "certificate" => ApnsAuth::Certificate,
+            "token" => ApnsAuth::Token,
+            other => {
+                return Err(bad(
+                    "apns_auth",
+                    format!("`{other}` is not supported; use certificate or token"),
+                ));
+            }
+        };
+        let settings = Settings {
+            listen,
+            public_url,
+            database_url,
+            templates_dir: path("templates_dir")?,
+            program,
+            admin_token: token("admin_token")?,
+            webhook_secrets,
+            staff_token: token("staff_token")?,
+            apple_cert: path("apple_cert")?,
+            apple_key: path("apple_key")?,
+            apple_wwdr: path("apple_wwdr")?,
+            apple_key_password: opt("apple_key_password").map(Secret),
+            apns_url: validate_base_url("apns_url", &get("apns_url"))?,
+            apns_ca: opt("apns_ca").map(PathBuf::from),
+            apns_auth,
+            apns_key: opt("apns_key").map(PathBuf::from),
+            apns_key_id: opt("apns_key_id"),
+            apns_team_id: opt("apns_team_id"),
+            google_issuer_id: opt("google_issuer_id"),
+            google_service_account: opt("google_service_account").map(PathBuf::from),
+            google_api_url: validate_base_url("google_api_url", &get("google_api_url"))?,
+        };
+        if settings.apns_auth == ApnsAuth::Token
+            && (settings.apns_key.is_none() || settings.apns_key_id.is_none())
+        {
+            return Err(bad(
+                "apns_auth",
+                "is token, which needs TESSERA_APNS_KEY (the .p8 file) and TESSERA_APNS_KEY_ID; set them or use certificate",
+            ));
+        }
+        if settings.google_issuer_id.is_some() != settings.google_service_account.is_some() {
+            return Err(SettingsError(
+                "TESSERA_GOOGLE_ISSUER_ID and TESSERA_GOOGLE_SERVICE_ACCOUNT go together: set both to enable Google Wallet, or neither".into(),
+            ));
+        }
+        Ok(settings)
+    }
+
+    /// The pass's webServiceURL: Apple appends `/v1/…` to it.
+    pub fn web_service_url(&self) -> &str {
+        &self.public_url
+    }
+
+    /// The path part of the public URL (`""` or `/prefix`), under which every route is served.
+    pub fn public_path(&self) -> &str {
+        let after_scheme = self
+            .public_url
+            .split_once("://")
+            .map(|(_, r)| r)
+            .unwrap_or("");
+        after_scheme
+            .find('/')
+            .map(|i| &after_scheme[i..])
+            .unwrap_or("")
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        self.database_url.starts_with("sqlite:")
+    }
+}
+
+/// Accepts `http(s)://host[:port][/path]`, answers it without a trailing slash.
+fn validate_base_url(key: &str, value: &str) -> Result<String, SettingsError> {
+    let fix = "write it as https://host[:port][/path], with no query or fragment";
+    let rest = value
+        .strip_prefix("https://")
+        .or_else(|| value.strip_prefix("http://"))
+        .ok_or_else(|| bad(key, format!("`{value}` is not an http(s) URL; {fix}")))?;
+    let host = rest.split('/').next().unwrap_or("");
+    if host.is_empty() || value.contains(['?', '#', ' ']) {
+        return Err(bad(key, format!("`{value}` is not a usable URL; {fix}")));
+    }
+    Ok(value.trim_end_matches('/').to_string())
+}
+
+fn read_toml(path: &Path, must_exist: bool) -> Result<BTreeMap<String, String>, SettingsError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if !must_exist && e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(BTreeMap::new());
+        }
+        Err(e) => {
+            return Err(SettingsError(format!(
+                "the configuration file {} cannot be read ({e}); fix the path given by --config or TESSERA_CONFIG",
+                path.display()
+            )));
+        }
+    };
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        SettingsError(format!(
+            "the configuration file {} is not valid TOML: {}",
+            path.display(),
+            e.message()
+        ))
+    })?;
+    table
+        .into_iter()
+        .map(|(k, v)| {
+            let value = match v {
+                toml::Value::String(s) => s,
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                toml::Value::Array(items) => items
+                    .into_iter()
+                    .map(|i| i.as_str().map(str::to_string).unwrap_or_else(|| i.to_string()))
+                    .collect::<Vec<_>>()
+                    .join(","),
+                other => {
+                    return Err(SettingsError(format!(
+                        "the configuration file {} sets `{k}` to {other}, which is not a string; quote it",
+                        path.display()
+                    )));
+                }
+            };
+            Ok((k, value))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_serve_this_checkout() {
+        let s = Settings::from_sources(BTreeMap::new(), env(&[])).unwrap();
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.public_url, "http://127.0.0.1:8080");
+        assert_eq!(s.database_url, "sqlite://tessera.db");
+        assert_eq!(s.apple_cert, PathBuf::from("certs-example/pass.pem"));
+        assert!(s.admin_token.is_none());
+        assert_eq!(s.public_path(), "");
+    }
+
+    #[test]
+    fn environment_overrides_the_file_which_overrides_defaults() {
+        let file = BTreeMap::from([
+            ("listen".to_string(), "0.0.0.0:9000".to_string()),
+            ("public_url".into(), "https://a.example/".into()),
+        ]);
+        let s = Settings::from_sources(
+            file,
+            env(&[
+                ("TESSERA_PUBLIC_URL", "https://b.example/wallet/"),
+                ("OTHER", "x"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.listen.to_string(), "0.0.0.0:9000");
+        assert_eq!(s.public_url, "https://b.example/wallet");
+        assert_eq!(s.public_path(), "/wallet");
+    }
+
+    #[test]
+    fn bad_values_name_the_setting_and_the_fix() {
+        let err = Settings::from_sources(BTreeMap::new(), env(&[("TESSERA_LISTEN", "nowhere")]))
+            .unwrap_err();
+        assert!(err.0.starts_with("TESSERA_LISTEN:"), "{err}");
+        assert!(err.0.contains("host:port"));
+        let err =
+            Settings::from_sources(BTreeMap::new(), env(&[("TESSERA_ADMIN_TOKEN", "x1y2z3")]))
+                .unwrap_err();
+        assert!(err.0.starts_with("TESSERA_ADMIN_TOKEN:"));
+        assert!(
+            !err.0.contains("x1y2z3"),
+            "the value of a secret is not echoed"
+        );
+        let file = BTreeMap::from([("lisen".to_string(), "x".to_string())]);
+        assert!(
+            Settings::from_sources(file, env(&[]))
+                .unwrap_err()
+                .0
+                .contains("unknown key `lisen`")
+        );
+    }
+
+    #[test]
+    fn webhook_secrets_rotate_and_secrets_do_not_print() {
+        let s = Settings::from_sources(
+            BTreeMap::new(),
+            env(&[(
+                "TESSERA_WEBHOOK_SECRET",
+                "aaaaaaaaaaaaaaaa1, bbbbbbbbbbbbbbbb2",
+            )]),
+        )
+        .unwrap();
+        assert_eq!(s.webhook_secrets.len(), 2);
+        assert!(!format!("{s:?}").contains("aaaaaaaaaaaaaaaa1"));
+    }
+}

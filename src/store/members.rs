@@ -1,0 +1,297 @@
+//! Members and their Apple passes.
+
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+
+use super::{Store, StoreError, StoreResult};
+use crate::ids;
+
+/// A member joined with its Apple pass, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberRecord {
+    pub program: String,
+    pub member_id: String,
+    pub public_id: String,
+    pub name: Option<String>,
+    pub tier: String,
+    pub points: i64,
+    pub locale: Option<String>,
+    /// A JSON object, as text.
+    pub attributes: String,
+    pub retired: bool,
+    pub ledger_sequence: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub serial_number: String,
+    pub authentication_token: String,
+    pub pass_type_id: String,
+    pub team_id: String,
+    pub voided: bool,
+    pub update_tag: i64,
+    /// Unix seconds; the pass's Last-Modified.
+    pub modified_at: i64,
+}
+
+/// What the admin API (or a ledger event) sets on a member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberChange {
+    pub name: Option<String>,
+    pub tier: String,
+    pub points: i64,
+    pub locale: Option<String>,
+    /// A JSON object, as text.
+    pub attributes: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpsertOutcome {
+    Created,
+    Updated,
+    Unchanged,
+}
+
+const MEMBER_COLUMNS: &str = "m.program, m.member_id, m.public_id, m.name, m.tier, m.points, m.locale, m.attributes, \
+     m.retired, m.ledger_sequence, m.created_at, m.updated_at, p.serial_number, p.authentication_token, \
+     p.pass_type_id, p.team_id, p.voided, p.update_tag, p.modified_at";
+
+fn member_from_row(row: &AnyRow) -> Result<MemberRecord, sqlx::Error> {
+    Ok(MemberRecord {
+        program: row.try_get(0)?,
+        member_id: row.try_get(1)?,
+        public_id: row.try_get(2)?,
+        name: row.try_get(3)?,
+        tier: row.try_get(4)?,
+        points: row.try_get(5)?,
+        locale: row.try_get(6)?,
+        attributes: row.try_get(7)?,
+        retired: row.try_get::<i64, _>(8)? != 0,
+        ledger_sequence: row.try_get(9)?,
+        created_at: row.try_get(10)?,
+        updated_at: row.try_get(11)?,
+        serial_number: row.try_get(12)?,
+        authentication_token: row.try_get(13)?,
+        pass_type_id: row.try_get(14)?,
+        team_id: row.try_get(15)?,
+        voided: row.try_get::<i64, _>(16)? != 0,
+        update_tag: row.try_get(17)?,
+        modified_at: row.try_get(18)?,
+    })
+}
+
+/// Moves the global pass update tag; the counter row stays locked until commit, so tags follow commit
+/// order on every back end.
+pub(crate) async fn next_update_tag(tx: &mut Transaction<'static, Any>) -> StoreResult<i64> {
+    let row = sqlx::query(
+        "UPDATE counters SET value = value + 1 WHERE name = 'pass_update_tag' RETURNING value",
+    )
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(row.try_get(0)?)
+}
+
+/// Marks a pass changed: a new update tag and a Last-Modified at least one second after the previous one
+/// (HTTP dates have one-second resolution, and a device must never miss a change).
+pub(crate) async fn touch_pass(
+    tx: &mut Transaction<'static, Any>,
+    serial: &str,
+    previous_modified: i64,
+    now: i64,
+) -> StoreResult<()> {
+    let tag = next_update_tag(tx).await?;
+    sqlx::query(
+        "UPDATE apple_passes SET update_tag = $1, modified_at = $2 WHERE serial_number = $3",
+    )
+    .bind(tag)
+    .bind(now.max(previous_modified + 1))
+    .bind(serial)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+impl Store {
+    pub async fn member(
+        &self,
+        program: &str,
+        member_id: &str,
+    ) -> StoreResult<Option<MemberRecord>> {
+        let sql = format!(
+            "SELECT {MEMBER_COLUMNS} FROM members m JOIN apple_passes p ON p.program = m.program AND p.member_id = m.member_id \
+             WHERE m.program = $1 AND m.member_id = $2"
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(program)
+            .bind(member_id)
+            .fetch_optional(&self.reader)
+            .await?;
+        row.as_ref()
+            .map(member_from_row)
+            .transpose()
+            .map_err(StoreError::from)
+    }
+
+    pub async fn member_by_public_id(&self, public_id: &str) -> StoreResult<Option<MemberRecord>> {
+        let sql = format!(
+            "SELECT {MEMBER_COLUMNS} FROM members m JOIN apple_passes p ON p.program = m.program AND p.member_id = m.member_id \
+             WHERE m.public_id = $1"
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(public_id)
+            .fetch_optional(&self.reader)
+            .await?;
+        row.as_ref()
+            .map(member_from_row)
+            .transpose()
+            .map_err(StoreError::from)
+    }
+
+    async fn member_in(
+        tx: &mut Transaction<'static, Any>,
+        program: &str,
+        member_id: &str,
+    ) -> StoreResult<Option<MemberRecord>> {
+        let sql = format!(
+            "SELECT {MEMBER_COLUMNS} FROM members m JOIN apple_passes p ON p.program = m.program AND p.member_id = m.member_id \
+             WHERE m.program = $1 AND m.member_id = $2"
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(program)
+            .bind(member_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+        row.as_ref()
+            .map(member_from_row)
+            .transpose()
+            .map_err(StoreError::from)
+    }
+
+    /// Creates or replaces a member (reinstating a retired one). A visible change moves the pass's update
+    /// tag in the same transaction; a PUT that changes nothing leaves the pass alone.
+    pub async fn upsert_member(
+        &self,
+        program: &str,
+        member_id: &str,
+        change: &MemberChange,
+        identity: (&str, &str),
+    ) -> StoreResult<(MemberRecord, UpsertOutcome)> {
+        let now = crate::time_fmt::now_unix();
+        let mut tx = self.writer.begin().await?;
+        let outcome = match Self::member_in(&mut tx, program, member_id).await? {
+            None => {
+                insert_member(&mut tx, program, member_id, change, identity, now).await?;
+                UpsertOutcome::Created
+            }
+            Some(existing) => {
+                let same = existing.name == change.name
+                    && existing.tier == change.tier
+                    && existing.points == change.points
+                    && existing.locale == change.locale
+                    && existing.attributes == change.attributes
+                    && !existing.retired;
+                if same {
+                    UpsertOutcome::Unchanged
+                } else {
+                    sqlx::query(
+                        "UPDATE members SET name = $1, tier = $2, points = $3, locale = $4, attributes = $5, retired = 0, \
+                         updated_at = $6 WHERE program = $7 AND member_id = $8",
+                    )
+                    .bind(change.name.clone())
+                    .bind(&change.tier)
+                    .bind(change.points)
+                    .bind(change.locale.clone())
+                    .bind(&change.attributes)
+                    .bind(now)
+                    .bind(program)
+                    .bind(member_id)
+                    .execute(&mut *tx)
+                    .await?;
+                    if existing.voided {
+                        sqlx::query("UPDATE apple_passes SET voided = 0 WHERE serial_number = $1")
+                            .bind(&existing.serial_number)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    touch_pass(&mut tx, &existing.serial_number, existing.modified_at, now).await?;
+                    UpsertOutcome::Updated
+                }
+            }
+        };
+        let record = Self::member_in(&mut tx, program, member_id)
+            .await?
+            .ok_or_else(|| {
+                StoreError::Corrupt(format!("member {member_id} missing after upsert"))
+            })?;
+        tx.commit().await?;
+        Ok((record, outcome))
+    }
+
+    /// Retires a member and voids its pass. Idempotent: retiring a retired member changes nothing.
+    pub async fn retire_member(
+        &self,
+        program: &str,
+        member_id: &str,
+    ) -> StoreResult<Option<MemberRecord>> {
+        let now = crate::time_fmt::now_unix();
+        let mut tx = self.writer.begin().await?;
+        let Some(existing) = Self::member_in(&mut tx, program, member_id).await? else {
+            return Ok(None);
+        };
+        if !existing.retired {
+            sqlx::query("UPDATE members SET retired = 1, updated_at = $1 WHERE program = $2 AND member_id = $3")
+                .bind(now)
+                .bind(program)
+                .bind(member_id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("UPDATE apple_passes SET voided = 1 WHERE serial_number = $1")
+                .bind(&existing.serial_number)
+                .execute(&mut *tx)
+                .await?;
+            touch_pass(&mut tx, &existing.serial_number, existing.modified_at, now).await?;
+        }
+        let record = Self::member_in(&mut tx, program, member_id).await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+}
+
+async fn insert_member(
+    tx: &mut Transaction<'static, Any>,
+    program: &str,
+    member_id: &str,
+    change: &MemberChange,
+    (pass_type_id, team_id): (&str, &str),
+    now: i64,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO members (program, member_id, public_id, name, tier, points, locale, attributes, retired, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $9)",
+    )
+    .bind(program)
+    .bind(member_id)
+    .bind(ids::random_token(16))
+    .bind(change.name.clone())
+    .bind(&change.tier)
+    .bind(change.points)
+    .bind(change.locale.clone())
+    .bind(&change.attributes)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    let tag = next_update_tag(tx).await?;
+    sqlx::query(
+        "INSERT INTO apple_passes (serial_number, program, member_id, pass_type_id, team_id, authentication_token, voided, \
+         update_tag, modified_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8, $8)",
+    )
+    .bind(ids::random_hex128())
+    .bind(program)
+    .bind(member_id)
+    .bind(pass_type_id)
+    .bind(team_id)
+    .bind(ids::random_token(32))
+    .bind(tag)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

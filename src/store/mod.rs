@@ -1,0 +1,184 @@
+//! Storage: SQLite (embedded default) or PostgreSQL through one set of portable SQL statements.
+//!
+//! Knows no HTTP. On SQLite, writes go through a single-connection pool (SQLite has one writer anyway, and
+//! this avoids busy errors on lock upgrades) while reads use a pool of their own; on PostgreSQL both are
+//! the same pool.
+
+mod members;
+
+pub use members::{MemberChange, MemberRecord, UpsertOutcome};
+
+use std::borrow::Cow;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::{AnyPool, Executor, Row};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Sql(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("{0}")]
+    Corrupt(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Clone)]
+pub struct Store {
+    writer: AnyPool,
+    reader: AnyPool,
+    sqlite: bool,
+}
+
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "init",
+    include_str!("../../migrations/sqlite/0001_init.sql"),
+)];
+
+fn migrator(sqlite: bool) -> Migrator {
+    let source = if sqlite {
+        SQLITE_MIGRATIONS
+    } else {
+        SQLITE_MIGRATIONS
+    };
+    let migrations = source
+        .iter()
+        .map(|(version, description, sql)| {
+            Migration::new(
+                *version,
+                Cow::Borrowed(*description),
+                MigrationType::Simple,
+                sqlx::SqlSafeStr::into_sql_str(*sql),
+                false,
+            )
+        })
+        .collect();
+    Migrator::with_migrations(migrations)
+}
+
+impl Store {
+    /// Opens the database (creating a SQLite file if missing). Does not migrate.
+    pub async fn connect(url: &str) -> StoreResult<Store> {
+        sqlx::any::install_default_drivers();
+        if url.starts_with("sqlite:") {
+            let url = if url.contains("mode=") {
+                url.to_string()
+            } else if url.contains('?') {
+                format!("{url}&mode=rwc")
+            } else {
+                format!("{url}?mode=rwc")
+            };
+            let options = AnyConnectOptions::from_str(&url)?;
+            fn pragmas(
+                conn: &mut sqlx::AnyConnection,
+            ) -> futures_core::future::BoxFuture<'_, Result<(), sqlx::Error>> {
+                Box::pin(async move {
+                    // WAL lets readers run beside the writer; FULL syncs each commit so an answered
+                    // request survives a crash of the machine, not only of the process.
+                    conn.execute("PRAGMA journal_mode = WAL").await?;
+                    conn.execute("PRAGMA synchronous = FULL").await?;
+                    conn.execute("PRAGMA busy_timeout = 10000").await?;
+                    conn.execute("PRAGMA foreign_keys = ON").await?;
+                    Ok(())
+                })
+            }
+            let writer = AnyPoolOptions::new()
+                .max_connections(1)
+                .acquire_timeout(Duration::from_secs(30))
+                .after_connect(move |conn, _| pragmas(conn))
+                .connect_with(options.clone())
+                .await?;
+            let reader = AnyPoolOptions::new()
+                .max_connections(8)
+                .acquire_timeout(Duration::from_secs(30))
+                .after_connect(move |conn, _| pragmas(conn))
+                .connect_with(options)
+                .await?;
+            Ok(Store {
+                writer,
+                reader,
+                sqlite: true,
+            })
+        } else {
+            let pool = AnyPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(30))
+                .connect(url)
+                .await?;
+            Ok(Store {
+                writer: pool.clone(),
+                reader: pool,
+                sqlite: false,
+            })
+        }
+    }
+
+    pub async fn migrate(&self) -> StoreResult<()> {
+        migrator(self.sqlite).run(&self.writer).await?;
+        Ok(())
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        self.sqlite
+    }
+
+    pub async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        Ok(())
+    }
+
+    /// The secret `name`, made by `generate` and stored on first use. Every instance gets the same value:
+    /// the first insert wins.
+    pub async fn secret_or_generate(
+        &self,
+        name: &str,
+        generate: impl FnOnce() -> String,
+    ) -> StoreResult<String> {
+        if let Some(value) = self.secret(name).await? {
+            return Ok(value);
+        }
+        sqlx::query("INSERT INTO secrets (name, value, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING")
+            .bind(name)
+            .bind(generate())
+            .bind(crate::time_fmt::now_unix())
+            .execute(&self.writer)
+            .await?;
+        self.secret(name)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("secret {name} vanished after insert")))
+    }
+
+    pub async fn secret(&self, name: &str) -> StoreResult<Option<String>> {
+        let row = sqlx::query("SELECT value FROM secrets WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.writer)
+            .await?;
+        Ok(match row {
+            Some(row) => Some(row.try_get::<String, _>(0)?),
+            None => None,
+        })
+    }
+
+    /// (pass type identifier, team identifier, passes) for every identity passes were issued under.
+    pub async fn issued_identities(&self) -> StoreResult<Vec<(String, String, i64)>> {
+        let rows = sqlx::query(
+            "SELECT pass_type_id, team_id, COUNT(*) FROM apple_passes GROUP BY pass_type_id, team_id ORDER BY 3 DESC",
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+            .collect()
+    }
+
+    pub async fn close(&self) {
+        self.writer.close().await;
+        self.reader.close().await;
+    }
+}

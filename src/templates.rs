@@ -1,0 +1,821 @@
+//! Loyalty program templates on disk: `templates/<program>/`.
+//!
+//! ```text
+//! program.toml            organization name, tiers (in order), default locale, barcode format
+//! pass.json               Jinja template of the pass (JSON auto-escaping: `{{ member.name }}` is quoted)
+//! page.html               Jinja template of the member page
+//! images/*.png            icon, logo, strip at @1x/@2x/@3x
+//! tiers/<tier>/tier.toml  colors; tiers/<tier>/*.png overrides images of the same name
+//! <locale>.lproj/pass.strings   UTF-8 strings, one set of keys for the pass and the page
+//! ```
+//!
+//! Everything is read and checked once at start-up; a template that does not render is refused with
+//! its file and line.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateError {
+    /// The file at fault, as a path the user can open.
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for TemplateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{} line {}: {}", self.file.display(), line, self.message),
+            None => write!(f, "{}: {}", self.file.display(), self.message),
+        }
+    }
+}
+
+impl std::error::Error for TemplateError {}
+
+fn terr(file: &Path, line: Option<usize>, message: impl Into<String>) -> TemplateError {
+    TemplateError {
+        file: file.to_path_buf(),
+        line,
+        message: message.into(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProgramFile {
+    organization_name: String,
+    tiers: Vec<String>,
+    #[serde(default = "default_locale")]
+    default_locale: String,
+    #[serde(default = "default_barcode")]
+    barcode_format: String,
+}
+
+fn default_locale() -> String {
+    "en".into()
+}
+fn default_barcode() -> String {
+    "qr".into()
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TierDesign {
+    #[serde(default, skip_deserializing)]
+    pub name: String,
+    pub background_color: String,
+    pub foreground_color: String,
+    pub label_color: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Tier {
+    pub design: TierDesign,
+    /// Images of this tier that replace the program's images of the same name.
+    pub images: BTreeMap<String, Vec<u8>>,
+}
+
+/// A `pass.strings` file: its raw bytes (shipped in the pass as they are) and its entries.
+#[derive(Debug, Clone)]
+pub struct Strings {
+    pub raw: Vec<u8>,
+    pub entries: BTreeMap<String, String>,
+}
+
+/// What a pass.json template sees.
+#[derive(Debug, Clone, Serialize)]
+pub struct PassContext<'a> {
+    pub pass: PassFields<'a>,
+    pub member: MemberFields<'a>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PassFields<'a> {
+    pub pass_type_identifier: &'a str,
+    pub team_identifier: &'a str,
+    pub serial_number: &'a str,
+    pub authentication_token: &'a str,
+    pub web_service_url: &'a str,
+    pub voided: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MemberFields<'a> {
+    pub member_id: &'a str,
+    /// The name, or the member ID when there is none.
+    pub display_name: &'a str,
+    pub name: Option<&'a str>,
+    pub tier: &'a str,
+    pub points: i64,
+    pub locale: &'a str,
+    pub attributes: &'a serde_json::Value,
+}
+
+/// What the member page template sees (besides `t`, the strings of the member's locale).
+#[derive(Debug, Clone, Serialize)]
+pub struct PageContext<'a> {
+    pub member: MemberFields<'a>,
+    pub apple_url: &'a str,
+    pub google_url: Option<&'a str>,
+    pub page_url: &'a str,
+    /// An inline SVG QR code of the page URL, for desktops.
+    pub qr_svg: &'a str,
+    pub retired: bool,
+    /// The balance with the locale's digit grouping.
+    pub points_display: &'a str,
+}
+
+pub struct Program {
+    pub name: String,
+    pub dir: PathBuf,
+    pub organization_name: String,
+    pub default_locale: String,
+    /// Apple barcode format, e.g. `PKBarcodeFormatQR`.
+    pub barcode_format: &'static str,
+    tiers: Vec<(String, Tier)>,
+    images: BTreeMap<String, Vec<u8>>,
+    strings: BTreeMap<String, Strings>,
+    env: minijinja::Environment<'static>,
+}
+
+const PASS_TEMPLATE: &str = "pass.json";
+const PAGE_TEMPLATE: &str = "page.html";
+/// Images Wallet needs in every pass.
+pub const REQUIRED_IMAGES: &[&str] = &["icon.png", "icon@2x.png", "logo.png"];
+
+impl Program {
+    /// Loads `templates_dir/program` and checks that every tier and locale renders.
+    pub fn load(templates_dir: &Path, program: &str) -> Result<Program, TemplateError> {
+        let dir = templates_dir.join(program);
+        if !dir.is_dir() {
+            return Err(terr(
+                &dir,
+                None,
+                "the program folder does not exist; set TESSERA_TEMPLATES_DIR to the folder holding it",
+            ));
+        }
+        let program_path = dir.join("program.toml");
+        let file: ProgramFile = read_toml(&program_path)?;
+        let barcode_format = match file.barcode_format.as_str() {
+            "qr" => "PKBarcodeFormatQR",
+            "pdf417" => "PKBarcodeFormatPDF417",
+            "aztec" => "PKBarcodeFormatAztec",
+            "code128" => "PKBarcodeFormatCode128",
+            other => {
+                return Err(terr(
+                    &program_path,
+                    None,
+                    format!("barcode_format `{other}` is not one of qr, pdf417, aztec, code128"),
+                ));
+            }
+        };
+        if file.tiers.is_empty() {
+            return Err(terr(
+                &program_path,
+                None,
+                "tiers is empty; list the program's tiers, lowest first",
+            ));
+        }
+
+        let images = read_pngs(&dir.join("images"))?;
+        for required in REQUIRED_IMAGES {
+            if !images.contains_key(*required) {
+                return Err(terr(
+                    &dir.join("images").join(required),
+                    None,
+                    "is missing; Wallet refuses a pass without it",
+                ));
+            }
+        }
+
+        let mut tiers = Vec::new();
+        for name in &file.tiers {
+            if name.is_empty()
+                || !name
+                    .bytes()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'_')
+            {
+                return Err(terr(
+                    &program_path,
+                    None,
+                    format!("tier `{name}` must be lowercase letters, digits, - or _"),
+                ));
+            }
+            let tier_dir = dir.join("tiers").join(name);
+            let mut design: TierDesign = read_toml(&tier_dir.join("tier.toml"))?;
+            design.name = name.clone();
+            for (key, color) in [
+                ("background_color", &design.background_color),
+                ("foreground_color", &design.foreground_color),
+                ("label_color", &design.label_color),
+            ] {
+                if !is_rgb(color) {
+                    return Err(terr(
+                        &tier_dir.join("tier.toml"),
+                        None,
+                        format!("{key} `{color}` is not of the form rgb(r, g, b)"),
+                    ));
+                }
+            }
+            let tier_images = if tier_dir.join("images").is_dir() {
+                read_pngs(&tier_dir.join("images"))?
+            } else {
+                read_pngs(&tier_dir)?
+            };
+            tiers.push((
+                name.clone(),
+                Tier {
+                    design,
+                    images: tier_images,
+                },
+            ));
+        }
+
+        let mut strings = BTreeMap::new();
+        for entry in read_dir(&dir)? {
+            let Some(locale) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.strip_suffix(".lproj"))
+                .map(str::to_string)
+            else {
+                continue;
+            };
+            let path = entry.path().join("pass.strings");
+            let raw = std::fs::read(&path)
+                .map_err(|e| terr(&path, None, format!("cannot be read: {e}")))?;
+            let text = std::str::from_utf8(&raw).map_err(|_| terr(&path, None, "is not UTF-8"))?;
+            let entries =
+                parse_strings(text).map_err(|(line, msg)| terr(&path, Some(line), msg))?;
+            strings.insert(
+                locale,
+                Strings {
+                    raw,
+                    entries: entries.into_iter().collect(),
+                },
+            );
+        }
+        let Some(default_strings) = strings.get(&file.default_locale) else {
+            return Err(terr(
+                &program_path,
+                None,
+                format!(
+                    "default_locale `{}` has no {}.lproj/pass.strings",
+                    file.default_locale, file.default_locale
+                ),
+            ));
+        };
+        for (locale, s) in &strings {
+            let path = dir.join(format!("{locale}.lproj/pass.strings"));
+            if let Some(missing) = default_strings
+                .entries
+                .keys()
+                .find(|k| !s.entries.contains_key(*k))
+            {
+                return Err(terr(
+                    &path,
+                    None,
+                    format!(
+                        "has no \"{missing}\", which {}.lproj defines; every locale needs every key",
+                        file.default_locale
+                    ),
+                ));
+            }
+        }
+
+        let mut env = minijinja::Environment::new();
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+        for template in [PASS_TEMPLATE, PAGE_TEMPLATE] {
+            let path = dir.join(template);
+            let source = std::fs::read_to_string(&path)
+                .map_err(|e| terr(&path, None, format!("cannot be read: {e}")))?;
+            env.add_template_owned(template, source)
+                .map_err(|e| jinja_error(&dir, &e))?;
+        }
+
+        let program = Program {
+            name: program.to_string(),
+            dir,
+            organization_name: file.organization_name,
+            default_locale: file.default_locale,
+            barcode_format,
+            tiers,
+            images,
+            strings,
+            env,
+        };
+        program.check_renders()?;
+        Ok(program)
+    }
+
+    pub fn tier_names(&self) -> impl Iterator<Item = &str> {
+        self.tiers.iter().map(|(n, _)| n.as_str())
+    }
+
+    pub fn tier(&self, name: &str) -> Option<&Tier> {
+        self.tiers.iter().find(|(n, _)| n == name).map(|(_, t)| t)
+    }
+
+    pub fn locales(&self) -> impl Iterator<Item = &str> {
+        self.strings.keys().map(String::as_str)
+    }
+
+    /// The program locale closest to `wanted` (`th-TH` → `th`), else the default.
+    pub fn resolve_locale<'a>(&'a self, wanted: Option<&str>) -> &'a str {
+        if let Some(wanted) = wanted {
+            let lower = wanted.to_ascii_lowercase().replace('_', "-");
+            for candidate in [lower.as_str(), lower.split('-').next().unwrap_or("")] {
+                if let Some((k, _)) = self.strings.get_key_value(candidate) {
+                    return k;
+                }
+            }
+        }
+        &self.default_locale
+    }
+
+    pub fn strings(&self, locale: &str) -> &Strings {
+        self.strings
+            .get(locale)
+            .unwrap_or_else(|| &self.strings[&self.default_locale])
+    }
+
+    /// Every file of a tier's pass except pass.json, manifest.json and signature: images (the tier's
+    /// overriding the program's) and `<locale>.lproj/pass.strings`.
+    pub fn static_files(&self, tier: &str) -> Vec<(String, Vec<u8>)> {
+        let mut files: BTreeMap<String, Vec<u8>> = self.images.clone();
+        if let Some(t) = self.tier(tier) {
+            files.extend(t.images.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        let mut out: Vec<(String, Vec<u8>)> = files.into_iter().collect();
+        out.extend(
+            self.strings
+                .iter()
+                .map(|(locale, s)| (format!("{locale}.lproj/pass.strings"), s.raw.clone())),
+        );
+        out
+    }
+
+    pub fn render_pass_json(
+        &self,
+        tier: &TierDesign,
+        ctx: &PassContext<'_>,
+    ) -> Result<String, TemplateError> {
+        let template = self
+            .env
+            .get_template(PASS_TEMPLATE)
+            .map_err(|e| jinja_error(&self.dir, &e))?;
+        let out = template
+            .render(minijinja::context! {
+                pass => ctx.pass, member => ctx.member, tier => tier,
+                program => minijinja::context! { organization_name => &self.organization_name, barcode_format => self.barcode_format },
+            })
+            .map_err(|e| jinja_error(&self.dir, &e))?;
+        // Auto-escaping keeps member data from breaking the JSON, but a conditional in the template can.
+        if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(&out) {
+            let line = out
+                .lines()
+                .nth(e.line().saturating_sub(1))
+                .unwrap_or("")
+                .trim();
+            return Err(terr(
+                &self.dir.join(PASS_TEMPLATE),
+                None,
+                format!("renders invalid JSON ({e}) at rendered line `{line}`"),
+            ));
+        }
+        Ok(out)
+    }
+
+    pub fn render_page(
+        &self,
+        locale: &str,
+        ctx: &PageContext<'_>,
+    ) -> Result<String, TemplateError> {
+        let template = self
+            .env
+            .get_template(PAGE_TEMPLATE)
+            .map_err(|e| jinja_error(&self.dir, &e))?;
+        template
+            .render(minijinja::context! {
+                member => ctx.member, apple_url => ctx.apple_url, google_url => ctx.google_url,
+                page_url => ctx.page_url, qr_svg => minijinja::Value::from_safe_string(ctx.qr_svg.to_string()),
+                retired => ctx.retired, points_display => ctx.points_display, locale => locale, t => &self.strings(locale).entries,
+                organization_name => &self.organization_name,
+            })
+            .map_err(|e| jinja_error(&self.dir, &e))
+    }
+
+    /// Renders every tier with sample members (with and without a name and attributes, voided or not)
+    /// and the page in every locale, so a broken template stops start-up rather than a request.
+    fn check_renders(&self) -> Result<(), TemplateError> {
+        let attributes = [
+            serde_json::json!({}),
+            serde_json::json!({"expires": "2027-12-31", "perks": "Free coffee", "next_tier": "gold", "points_to_next_tier": 250}),
+        ];
+        for (name, tier) in &self.tiers {
+            for (i, attrs) in attributes.iter().enumerate() {
+                let member = MemberFields {
+                    member_id: "M-SAMPLE",
+                    display_name: if i == 0 { "M-SAMPLE" } else { "Sample Member" },
+                    name: if i == 0 { None } else { Some("Sample Member") },
+                    tier: name,
+                    points: 1250,
+                    locale: &self.default_locale,
+                    attributes: attrs,
+                };
+                let ctx = PassContext {
+                    pass: PassFields {
+                        pass_type_identifier: "pass.example",
+                        team_identifier: "TEAM",
+                        serial_number: "0123456789abcdef0123456789abcdef",
+                        authentication_token: "sample-authentication-token-0123456789",
+                        web_service_url: "https://example.invalid",
+                        voided: i == 1,
+                    },
+                    member: member.clone(),
+                };
+                let json = self.render_pass_json(&tier.design, &ctx)?;
+                self.check_pass_json(&json)?;
+                for locale in self.strings.keys() {
+                    let page = PageContext {
+                        member: member.clone(),
+                        apple_url: "/a",
+                        google_url: None,
+                        page_url: "/p",
+                        qr_svg: "<svg/>",
+                        retired: i == 1,
+                        points_display: "1,250",
+                    };
+                    self.render_page(locale, &page)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Every label, value and changeMessage that names a string key must exist in the strings.
+    fn check_pass_json(&self, json: &str) -> Result<(), TemplateError> {
+        let value: serde_json::Value =
+            serde_json::from_str(json).expect("checked by render_pass_json");
+        let strings = &self.strings[&self.default_locale];
+        let path = self.dir.join(PASS_TEMPLATE);
+        let Some(card) = value.get("storeCard") else {
+            return Err(terr(
+                &path,
+                None,
+                "has no storeCard; tessera issues store cards",
+            ));
+        };
+        let primary = card
+            .get("primaryFields")
+            .and_then(|v| v.as_array())
+            .map(Vec::len)
+            .unwrap_or(0);
+        if primary != 1 {
+            return Err(terr(
+                &path,
+                None,
+                format!("a storeCard has exactly one primary field, this one has {primary}"),
+            ));
+        }
+        let count = |k: &str| {
+            card.get(k)
+                .and_then(|v| v.as_array())
+                .map(Vec::len)
+                .unwrap_or(0)
+        };
+        if count("secondaryFields") + count("auxiliaryFields") > 4 {
+            return Err(terr(
+                &path,
+                None,
+                "a storeCard shows at most four secondary and auxiliary fields together",
+            ));
+        }
+        for group in [
+            "headerFields",
+            "primaryFields",
+            "secondaryFields",
+            "auxiliaryFields",
+            "backFields",
+        ] {
+            for field in card
+                .get(group)
+                .and_then(|v| v.as_array())
+                .into_iter()
+                .flatten()
+            {
+                if let Some(message) = field.get("changeMessage").and_then(|v| v.as_str()) {
+                    let text = strings
+                        .entries
+                        .get(message)
+                        .map(String::as_str)
+                        .unwrap_or(message);
+                    if !text.contains("%@") {
+                        return Err(terr(
+                            &path,
+                            None,
+                            format!(
+                                "changeMessage `{message}` has no %@, so Wallet would not show the new value"
+                            ),
+                        ));
+                    }
+                }
+                for key in ["label", "value"] {
+                    if let Some(s) = field.get(key).and_then(|v| v.as_str()) {
+                        if looks_like_key(s) && !strings.entries.contains_key(s) {
+                            return Err(terr(
+                                &self
+                                    .dir
+                                    .join(format!("{}.lproj/pass.strings", self.default_locale)),
+                                None,
+                                format!("has no \"{s}\", which pass.json uses"),
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `points.label`, `tier.gold`: the template's convention for a localized string.
+fn looks_like_key(s: &str) -> bool {
+    s.contains('.')
+        && !s.contains(' ')
+        && s.bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'.' || c == b'_')
+}
+
+fn is_rgb(s: &str) -> bool {
+    let Some(inner) = s.strip_prefix("rgb(").and_then(|r| r.strip_suffix(')')) else {
+        return false;
+    };
+    let parts: Vec<&str> = inner.split(',').map(str::trim).collect();
+    parts.len() == 3 && parts.iter().all(|p| p.parse::<u8>().is_ok())
+}
+
+fn jinja_error(dir: &Path, e: &minijinja::Error) -> TemplateError {
+    let file = e
+        .name()
+        .map(|n| dir.join(n))
+        .unwrap_or_else(|| dir.to_path_buf());
+    let mut message = e.kind().to_string();
+    if let Some(detail) = e.detail() {
+        message = format!("{message}: {detail}");
+    }
+    terr(&file, e.line(), message)
+}
+
+fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, TemplateError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| terr(path, None, format!("cannot be read: {e}")))?;
+    toml::from_str(&text).map_err(|e: toml::de::Error| {
+        let line = e
+            .span()
+            .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+        terr(path, line, e.message().to_string())
+    })
+}
+
+fn read_dir(dir: &Path) -> Result<Vec<std::fs::DirEntry>, TemplateError> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .map_err(|e| terr(dir, None, format!("cannot be read: {e}")))?
+        .filter_map(Result::ok)
+        .collect();
+    entries.sort_by_key(|e| e.file_name());
+    Ok(entries)
+}
+
+fn read_pngs(dir: &Path) -> Result<BTreeMap<String, Vec<u8>>, TemplateError> {
+    let mut out = BTreeMap::new();
+    if !dir.is_dir() {
+        return Ok(out);
+    }
+    for entry in read_dir(dir)? {
+        let name = entry.file_name().to_string_lossy().to_string();
+        if !name.ends_with(".png") {
+            continue;
+        }
+        let bytes = std::fs::read(entry.path())
+            .map_err(|e| terr(&entry.path(), None, format!("cannot be read: {e}")))?;
+        if crate::apple::png_size(&bytes).is_none() {
+            return Err(terr(
+                &entry.path(),
+                None,
+                "is not a PNG file (Wallet shows PNG only)",
+            ));
+        }
+        out.insert(name, bytes);
+    }
+    Ok(out)
+}
+
+/// Parses Apple's `.strings` format: `"key" = "value";` entries, `/* */` and `//` comments.
+/// Answers the entries in file order, or the line and the problem.
+pub fn parse_strings(text: &str) -> Result<Vec<(String, String)>, (usize, String)> {
+    let chars: Vec<char> = text.trim_start_matches('\u{feff}').chars().collect();
+    let mut i = 0;
+    let mut line = 1;
+    let mut entries = Vec::new();
+    let skip_space = |i: &mut usize, line: &mut usize| -> Result<(), (usize, String)> {
+        loop {
+            match chars.get(*i) {
+                Some('\n') => {
+                    *line += 1;
+                    *i += 1;
+                }
+                Some(c) if c.is_whitespace() => *i += 1,
+                Some('/') if chars.get(*i + 1) == Some(&'/') => {
+                    while let Some(c) = chars.get(*i) {
+                        if *c == '\n' {
+                            break;
+                        }
+                        *i += 1;
+                    }
+                }
+                Some('/') if chars.get(*i + 1) == Some(&'*') => {
+                    let start = *line;
+                    *i += 2;
+                    loop {
+                        match chars.get(*i) {
+                            None => return Err((start, "a /* comment is never closed".into())),
+                            Some('*') if chars.get(*i + 1) == Some(&'/') => {
+                                *i += 2;
+                                break;
+                            }
+                            Some('\n') => {
+                                *line += 1;
+                                *i += 1;
+                            }
+                            _ => *i += 1,
+                        }
+                    }
+                }
+                _ => return Ok(()),
+            }
+        }
+    };
+    let quoted = |i: &mut usize, line: &mut usize| -> Result<String, (usize, String)> {
+        if chars.get(*i) != Some(&'"') {
+            return Err((
+                *line,
+                format!(
+                    "expected a quoted string, found {}",
+                    chars
+                        .get(*i)
+                        .map(|c| format!("`{c}`"))
+                        .unwrap_or("the end of the file".into())
+                ),
+            ));
+        }
+        *i += 1;
+        let mut s = String::new();
+        loop {
+            match chars.get(*i) {
+                None => return Err((*line, "a string is never closed (missing \")".into())),
+                Some('"') => {
+                    *i += 1;
+                    return Ok(s);
+                }
+                Some('\\') => {
+                    let c = chars
+                        .get(*i + 1)
+                        .ok_or((*line, "a \\ ends the file".to_string()))?;
+                    s.push(match c {
+                        'n' => '\n',
+                        't' => '\t',
+                        'r' => '\r',
+                        '"' => '"',
+                        '\\' => '\\',
+                        other => return Err((*line, format!("unknown escape \\{other}"))),
+                    });
+                    *i += 2;
+                }
+                Some('\n') => {
+                    *line += 1;
+                    s.push('\n');
+                    *i += 1;
+                }
+                Some(c) => {
+                    s.push(*c);
+                    *i += 1;
+                }
+            }
+        }
+    };
+    loop {
+        skip_space(&mut i, &mut line)?;
+        if i >= chars.len() {
+            return Ok(entries);
+        }
+        let key = quoted(&mut i, &mut line)?;
+        skip_space(&mut i, &mut line)?;
+        if chars.get(i) != Some(&'=') {
+            return Err((line, format!("expected = after \"{key}\"")));
+        }
+        i += 1;
+        skip_space(&mut i, &mut line)?;
+        let value = quoted(&mut i, &mut line)?;
+        skip_space(&mut i, &mut line)?;
+        if chars.get(i) != Some(&';') {
+            return Err((line, format!("expected ; after the value of \"{key}\"")));
+        }
+        i += 1;
+        if entries.iter().any(|(k, _): &(String, String)| *k == key) {
+            return Err((line, format!("\"{key}\" is defined twice")));
+        }
+        entries.push((key, value));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_parse_with_comments_escapes_and_unicode() {
+        let text = "/* header\n comment */\n\"points.label\" = \"คะแนน\";\n// note\n\"q\" = \"say \\\"hi\\\"\";\n";
+        let entries = parse_strings(text).unwrap();
+        assert_eq!(
+            entries,
+            vec![
+                ("points.label".into(), "คะแนน".into()),
+                ("q".into(), "say \"hi\"".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn strings_errors_carry_the_line() {
+        assert_eq!(
+            parse_strings("\"a\" = \"b\";\n\"c\" = \"d\"\n")
+                .unwrap_err()
+                .0,
+            3
+        );
+        assert_eq!(
+            parse_strings("\"a\" = \"b\";\n\n\"c\" \"d\";")
+                .unwrap_err()
+                .0,
+            3
+        );
+        assert!(
+            parse_strings("\"a\" = \"b\";\"a\" = \"c\";")
+                .unwrap_err()
+                .1
+                .contains("twice")
+        );
+    }
+
+    #[test]
+    fn bundled_program_loads_and_renders_every_tier() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+        let program = Program::load(&dir, "default").unwrap();
+        assert_eq!(
+            program.tier_names().collect::<Vec<_>>(),
+            ["silver", "gold", "platinum"]
+        );
+        assert!(program.locales().any(|l| l == "th"));
+        assert!(program.locales().any(|l| l == "vi"));
+        assert_eq!(program.resolve_locale(Some("th-TH")), "th");
+        assert_eq!(program.resolve_locale(Some("de")), "en");
+        let gold = program.static_files("gold");
+        let strip = gold.iter().find(|(n, _)| n == "strip.png").unwrap();
+        assert_eq!(&strip.1, &program.tier("gold").unwrap().images["strip.png"]);
+    }
+
+    #[test]
+    fn a_broken_template_names_its_file_and_line() {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/default");
+        copy_dir(&src, &tmp.path().join("default"));
+        let pass = tmp.path().join("default/pass.json");
+        let text = std::fs::read_to_string(&pass).unwrap();
+        std::fs::write(
+            &pass,
+            text.replacen("{{ member.points }}", "{{ member.points ", 1),
+        )
+        .unwrap();
+        let err = Program::load(tmp.path(), "default").err().unwrap();
+        assert_eq!(err.file, pass);
+        assert!(err.line.is_some(), "{err}");
+    }
+
+    pub(crate) fn copy_dir(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_dir() {
+                copy_dir(&entry.path(), &to.join(entry.file_name()));
+            } else {
+                std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+            }
+        }
+    }
+}
