@@ -10,11 +10,7 @@ use crate::settings::Settings;
 use crate::store::Store;
 
 #[derive(Parser)]
-#[command(
-    name = "tessera",
-    version,
-    about = "Loyalty cards in Apple Wallet and Google Wallet, kept live."
-)]
+#[command(name = "tessera", version, about = "Loyalty cards in Apple Wallet and Google Wallet, kept live.")]
 struct Cli {
     /// TOML settings file (keys are the TESSERA_* names without the prefix, lowercased).
     /// Default: $TESSERA_CONFIG, else ./tessera.toml if present.
@@ -54,10 +50,7 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("starting the async runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("starting the async runtime");
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Serve => serve(settings).await,
@@ -120,10 +113,7 @@ async fn shutdown_signal() {
 async fn migrate(settings: Settings) -> anyhow::Result<()> {
     let store = Store::connect(&settings.database_url).await?;
     store.migrate().await?;
-    println!(
-        "migrations applied to {}",
-        redact_url(&settings.database_url)
-    );
+    println!("migrations applied to {}", redact_url(&settings.database_url));
     Ok(())
 }
 
@@ -132,11 +122,7 @@ async fn secrets(settings: Settings) -> anyhow::Result<()> {
     store.migrate().await?;
     let secrets = Secrets::resolve(&settings, &store).await?;
     let origin = |from_settings: bool, name: &str| {
-        if from_settings {
-            format!("from TESSERA_{name}")
-        } else {
-            "generated, kept in the database".to_string()
-        }
+        if from_settings { format!("from TESSERA_{name}") } else { "generated, kept in the database".to_string() }
     };
     println!(
         "admin_token    = {}  ({})",
@@ -172,15 +158,8 @@ fn inspect(file: &std::path::Path) -> ExitCode {
     }
     let errors = report.errors().count();
     let warnings = report.findings.len() - errors;
-    println!(
-        "{}: {errors} error(s), {warnings} warning(s)",
-        file.display()
-    );
-    if errors > 0 {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    }
+    println!("{}: {errors} error(s), {warnings} warning(s)", file.display());
+    if errors > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS }
 }
 
 /// A database URL without its password, for messages.
@@ -201,13 +180,7 @@ pub fn redact_url(url: &str) -> String {
 mod tests {
     #[test]
     fn database_passwords_are_redacted() {
-        assert_eq!(
-            super::redact_url("postgres://u:pw@h/db"),
-            "postgres://u:***@h/db"
-        );
-        assert_eq!(
-            super::redact_url("sqlite://tessera.db"),
-            "sqlite://tessera.db"
-        );
+        assert_eq!(super::redact_url("postgres://u:pw@h/db"), "postgres://u:***@h/db");
+        assert_eq!(super::redact_url("sqlite://tessera.db"), "sqlite://tessera.db");
     }
 }

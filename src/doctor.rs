@@ -52,22 +52,10 @@ pub async fn run(settings: &Settings) -> ExitCode {
         };
         println!("{tag:>7}: {line}");
     }
-    let errors = findings
-        .lines
-        .iter()
-        .filter(|(l, _)| *l == Level::Error)
-        .count();
-    let warnings = findings
-        .lines
-        .iter()
-        .filter(|(l, _)| *l == Level::Warning)
-        .count();
+    let errors = findings.lines.iter().filter(|(l, _)| *l == Level::Error).count();
+    let warnings = findings.lines.iter().filter(|(l, _)| *l == Level::Warning).count();
     println!("{errors} error(s), {warnings} warning(s)");
-    if errors > 0 {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    }
+    if errors > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS }
 }
 
 pub async fn check(settings: &Settings) -> Findings {
@@ -144,18 +132,13 @@ fn check_certificates(settings: &Settings, f: &mut Findings) -> Option<SigningId
             "the pass certificate expired on {}; create a new one on the Pass Type ID's page",
             identity.cert.not_after()
         )),
-        Some(d) if d < 30 => f.warn(format!(
-            "the pass certificate expires in {d} days ({}); renew it soon",
-            identity.cert.not_after()
-        )),
-        _ => f.ok(format!(
-            "the pass certificate is valid until {}",
-            identity.cert.not_after()
-        )),
+        Some(d) if d < 30 => {
+            f.warn(format!("the pass certificate expires in {d} days ({}); renew it soon", identity.cert.not_after()))
+        }
+        _ => f.ok(format!("the pass certificate is valid until {}", identity.cert.not_after())),
     }
     let wwdr_key = identity.wwdr.public_key().ok();
-    let issued = identity.cert.issuer_name().to_der().ok()
-        == identity.wwdr.subject_name().to_der().ok()
+    let issued = identity.cert.issuer_name().to_der().ok() == identity.wwdr.subject_name().to_der().ok()
         && wwdr_key.is_some_and(|k| identity.cert.verify(&k).unwrap_or(false));
     if issued {
         f.ok("the pass certificate was issued by TESSERA_APPLE_WWDR");
@@ -183,25 +166,13 @@ fn check_certificates(settings: &Settings, f: &mut Findings) -> Option<SigningId
     Some(identity)
 }
 
-fn check_sample_pass(
-    settings: &Settings,
-    identity: &SigningIdentity,
-    program: Program,
-    f: &mut Findings,
-) {
-    let identity = match SigningIdentity::from_parts(
-        identity.cert.clone(),
-        identity.key.clone(),
-        identity.wwdr.clone(),
-    ) {
+fn check_sample_pass(settings: &Settings, identity: &SigningIdentity, program: Program, f: &mut Findings) {
+    let identity = match SigningIdentity::from_parts(identity.cert.clone(), identity.key.clone(), identity.wwdr.clone())
+    {
         Ok(i) => i,
         Err(e) => return f.error(e.to_string()),
     };
-    let builder = PassBuilder::new(
-        Arc::new(identity),
-        Arc::new(program),
-        settings.web_service_url(),
-    );
+    let builder = PassBuilder::new(Arc::new(identity), Arc::new(program), settings.web_service_url());
     let attributes = serde_json::json!({});
     let tiers: Vec<String> = builder.program().tier_names().map(str::to_string).collect();
     for tier in &tiers {
@@ -223,10 +194,7 @@ fn check_sample_pass(
                 for e in report.errors() {
                     f.error(format!(
                         "a sample {tier} pass fails inspection: {}{}",
-                        e.file
-                            .as_deref()
-                            .map(|x| format!("{x}: "))
-                            .unwrap_or_default(),
+                        e.file.as_deref().map(|x| format!("{x}: ")).unwrap_or_default(),
                         e.message
                     ));
                 }
@@ -235,23 +203,14 @@ fn check_sample_pass(
         }
     }
     if !f.has_errors() {
-        f.ok(format!(
-            "sample passes of every tier ({}) build, sign and pass inspection",
-            tiers.join(", ")
-        ));
+        f.ok(format!("sample passes of every tier ({}) build, sign and pass inspection", tiers.join(", ")));
     }
 }
 
 async fn check_database(settings: &Settings, identity: Option<&SigningIdentity>, f: &mut Findings) {
-    if let Some(path) = settings
-        .database_url
-        .strip_prefix("sqlite://")
-        .map(|p| p.split('?').next().unwrap_or(p))
-    {
+    if let Some(path) = settings.database_url.strip_prefix("sqlite://").map(|p| p.split('?').next().unwrap_or(p)) {
         if !std::path::Path::new(path).exists() {
-            f.ok(format!(
-                "database {path} does not exist yet; `tessera serve` creates it"
-            ));
+            f.ok(format!("database {path} does not exist yet; `tessera serve` creates it"));
             return;
         }
     }
@@ -278,7 +237,9 @@ async fn check_database(settings: &Settings, identity: Option<&SigningIdentity>,
                 }
             }
         }
-        Err(_) => f.ok("database is reachable but not migrated yet; `tessera serve` or `tessera migrate` applies the migrations"),
+        Err(_) => f.ok(
+            "database is reachable but not migrated yet; `tessera serve` or `tessera migrate` applies the migrations",
+        ),
     }
     store.close().await;
 }

@@ -14,10 +14,7 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        FieldError {
-            field: field.into(),
-            message: message.into(),
-        }
+        FieldError { field: field.into(), message: message.into() }
     }
 }
 
@@ -26,10 +23,7 @@ pub enum ApiError {
     #[error("{0}")]
     InvalidJson(String),
     #[error("{message}")]
-    ValidationFailed {
-        message: String,
-        details: Vec<FieldError>,
-    },
+    ValidationFailed { message: String, details: Vec<FieldError> },
     #[error("{0}")]
     Unauthorized(&'static str),
     #[error("{0}")]
@@ -128,10 +122,7 @@ impl IntoResponse for ApiError {
         let body = error_body(self.code(), &self.to_string(), details);
         let mut response = (self.status(), body).into_response();
         let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         if matches!(self, ApiError::Unauthorized(_)) {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
@@ -147,11 +138,7 @@ mod tests {
 
     #[test]
     fn body_has_the_spec_shape() {
-        let body = error_body(
-            "validation-failed",
-            "tier: unknown",
-            Some(&[FieldError::new("tier", "unknown")]),
-        );
+        let body = error_body("validation-failed", "tier: unknown", Some(&[FieldError::new("tier", "unknown")]));
         let v: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(v["error"]["code"], "validation-failed");
         assert_eq!(v["error"]["details"][0]["field"], "tier");

@@ -32,10 +32,7 @@ mod tests {
         let b = random_token(16);
         assert_eq!(a.len(), 22);
         assert_ne!(a, b);
-        assert!(
-            a.bytes()
-                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
-        );
+        assert!(a.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
         assert_eq!(random_hex128().len(), 32);
     }
 

@@ -19,15 +19,9 @@ pub const MAX_ATTRIBUTES_BYTES: usize = 4096;
 /// `[A-Za-z0-9._-]{1,64}`, not `.` or `..`.
 pub fn validate_member_id(id: &str) -> Result<(), String> {
     if id.is_empty() || id.len() > 64 {
-        return Err(format!(
-            "must be 1 to 64 characters, not {}",
-            id.chars().count()
-        ));
+        return Err(format!("must be 1 to 64 characters, not {}", id.chars().count()));
     }
-    if !id
-        .bytes()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
-    {
+    if !id.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-')) {
         return Err("may only hold letters A-Z and a-z, digits, '.', '_' and '-'".into());
     }
     if id == "." || id == ".." {
@@ -44,9 +38,7 @@ pub fn validate_name(name: &str) -> Result<String, String> {
     }
     let count = normalized.chars().count();
     if count > MAX_NAME_CHARS {
-        return Err(format!(
-            "is {count} characters; at most {MAX_NAME_CHARS} are allowed"
-        ));
+        return Err(format!("is {count} characters; at most {MAX_NAME_CHARS} are allowed"));
     }
     if normalized.chars().any(char::is_control) {
         return Err("must not contain control characters (such as newlines or tabs)".into());
@@ -82,29 +74,14 @@ fn validate_locale(locale: &str) -> Result<(), String> {
     let language = parts.next().unwrap_or("");
     let ok = (2..=3).contains(&language.len())
         && language.bytes().all(|c| c.is_ascii_alphabetic())
-        && parts
-            .all(|p| (2..=8).contains(&p.len()) && p.bytes().all(|c| c.is_ascii_alphanumeric()))
+        && parts.all(|p| (2..=8).contains(&p.len()) && p.bytes().all(|c| c.is_ascii_alphanumeric()))
         && locale.len() <= 35;
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "`{locale}` is not a language tag such as en, th or vi-VN"
-        ))
-    }
+    if ok { Ok(()) } else { Err(format!("`{locale}` is not a language tag such as en, th or vi-VN")) }
 }
 
 /// Fields of the member JSON that a client may send back unchanged; they are ignored.
-const READ_ONLY_FIELDS: &[&str] = &[
-    "member_id",
-    "program",
-    "created_at",
-    "updated_at",
-    "retired",
-    "links",
-    "apple",
-    "google",
-];
+const READ_ONLY_FIELDS: &[&str] =
+    &["member_id", "program", "created_at", "updated_at", "retired", "links", "apple", "google"];
 
 /// Parses a PUT body into a change, collecting every field at fault.
 pub fn parse_member_put(
@@ -119,10 +96,7 @@ pub fn parse_member_put(
         if !["name", "tier", "points", "locale", "attributes"].contains(&key.as_str())
             && !READ_ONLY_FIELDS.contains(&key.as_str())
         {
-            fail(
-                key,
-                "is not a member field (name, tier, points, locale, attributes)".into(),
-            );
+            fail(key, "is not a member field (name, tier, points, locale, attributes)".into());
         }
     }
     if let Some(id) = body.get("member_id") {
@@ -146,10 +120,7 @@ pub fn parse_member_put(
             fail("tier", "is required".into());
             None
         }
-        Some(Value::String(t)) => validate_tier(program, t)
-            .map(|_| t.clone())
-            .map_err(|m| fail("tier", m))
-            .ok(),
+        Some(Value::String(t)) => validate_tier(program, t).map(|_| t.clone()).map_err(|m| fail("tier", m)).ok(),
         Some(_) => {
             fail("tier", "must be a string".into());
             None
@@ -164,10 +135,7 @@ pub fn parse_member_put(
     };
     let locale = match body.get("locale") {
         None | Some(Value::Null) => None,
-        Some(Value::String(l)) => validate_locale(l)
-            .map(|_| l.clone())
-            .map_err(|m| fail("locale", m))
-            .ok(),
+        Some(Value::String(l)) => validate_locale(l).map(|_| l.clone()).map_err(|m| fail("locale", m)).ok(),
         Some(_) => {
             fail("locale", "must be a string such as en, th or vi".into());
             None
@@ -180,10 +148,7 @@ pub fn parse_member_put(
             if text.len() > MAX_ATTRIBUTES_BYTES {
                 fail(
                     "attributes",
-                    format!(
-                        "is {} bytes of JSON; at most {MAX_ATTRIBUTES_BYTES} are allowed",
-                        text.len()
-                    ),
+                    format!("is {} bytes of JSON; at most {MAX_ATTRIBUTES_BYTES} are allowed", text.len()),
                 );
             }
             text
@@ -196,13 +161,7 @@ pub fn parse_member_put(
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
-    Ok(MemberChange {
-        name,
-        tier: tier.unwrap_or_default(),
-        points: points.unwrap_or_default(),
-        locale,
-        attributes,
-    })
+    Ok(MemberChange { name, tier: tier.unwrap_or_default(), points: points.unwrap_or_default(), locale, attributes })
 }
 
 pub struct Links {
@@ -242,17 +201,11 @@ pub fn member_json(public_url: &str, record: &MemberRecord) -> Value {
 }
 
 /// The member ID from the path, checked.
-pub fn member_id_from_path(
-    path: Result<Path<String>, axum::extract::rejection::PathRejection>,
-) -> ApiResult<String> {
+pub fn member_id_from_path(path: Result<Path<String>, axum::extract::rejection::PathRejection>) -> ApiResult<String> {
     let Ok(Path(id)) = path else {
-        return Err(ApiError::validation(vec![FieldError::new(
-            "member_id",
-            "is not a readable path segment",
-        )]));
+        return Err(ApiError::validation(vec![FieldError::new("member_id", "is not a readable path segment")]));
     };
-    validate_member_id(&id)
-        .map_err(|m| ApiError::validation(vec![FieldError::new("member_id", m)]))?;
+    validate_member_id(&id).map_err(|m| ApiError::validation(vec![FieldError::new("member_id", m)]))?;
     Ok(id)
 }
 
@@ -269,22 +222,10 @@ pub async fn put_member(
     let identity = state.passes.identity();
     let (record, outcome) = state
         .store
-        .upsert_member(
-            &state.settings.program,
-            &member_id,
-            &change,
-            (&identity.pass_type_id, &identity.team_id),
-        )
+        .upsert_member(&state.settings.program, &member_id, &change, (&identity.pass_type_id, &identity.team_id))
         .await?;
-    let status = if outcome == UpsertOutcome::Created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok((
-        status,
-        Json(member_json(&state.settings.public_url, &record)),
-    ))
+    let status = if outcome == UpsertOutcome::Created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(member_json(&state.settings.public_url, &record))))
 }
 
 pub async fn get_member(
@@ -350,17 +291,9 @@ mod tests {
         assert!(validate_points(&json!(-1)).is_err());
         assert!(validate_points(&json!(MAX_POINTS + 1)).is_err());
         assert!(validate_points(&json!(u64::MAX)).is_err());
-        assert!(
-            validate_points(&json!(1e300))
-                .unwrap_err()
-                .contains("between")
-        );
+        assert!(validate_points(&json!(1e300)).unwrap_err().contains("between"));
         assert!(validate_points(&json!(1.5)).unwrap_err().contains("whole"));
-        assert!(
-            validate_points(&json!("12"))
-                .unwrap_err()
-                .contains("number")
-        );
+        assert!(validate_points(&json!("12")).unwrap_err().contains("number"));
     }
 
     #[test]

@@ -31,33 +31,22 @@ impl Histogram {
             }
         }
         self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_micros
-            .fetch_add((seconds * 1e6) as u64, Ordering::Relaxed);
+        self.sum_micros.fetch_add((seconds * 1e6) as u64, Ordering::Relaxed);
     }
 
     fn render(&self, out: &mut String, name: &str, help: &str) {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
         for (bound, bucket) in self.bounds.iter().zip(&self.buckets) {
-            let _ = writeln!(
-                out,
-                "{name}_bucket{{le=\"{bound}\"}} {}",
-                bucket.load(Ordering::Relaxed)
-            );
+            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {}", bucket.load(Ordering::Relaxed));
         }
         let count = self.count.load(Ordering::Relaxed);
         let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
-        let _ = writeln!(
-            out,
-            "{name}_sum {}",
-            self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6
-        );
+        let _ = writeln!(out, "{name}_sum {}", self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6);
         let _ = writeln!(out, "{name}_count {count}");
     }
 }
 
-const LATENCY_BOUNDS: &[f64] = &[
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
+const LATENCY_BOUNDS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
 pub struct Metrics {
     http_requests: Mutex<BTreeMap<(String, u16), u64>>,
@@ -93,41 +82,24 @@ impl Metrics {
             out,
             "# HELP tessera_http_requests_total HTTP requests by route and status.\n# TYPE tessera_http_requests_total counter"
         );
-        for ((route, status), n) in self
-            .http_requests
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-        {
+        for ((route, status), n) in self.http_requests.lock().unwrap_or_else(|p| p.into_inner()).iter() {
             let _ = writeln!(
                 out,
                 "tessera_http_requests_total{{route=\"{}\",status=\"{status}\"}} {n}",
                 route.replace('"', "'")
             );
         }
-        self.http_duration.render(
-            &mut out,
-            "tessera_http_request_duration_seconds",
-            "HTTP request latency.",
-        );
+        self.http_duration.render(&mut out, "tessera_http_request_duration_seconds", "HTTP request latency.");
         let _ = writeln!(
             out,
             "# HELP tessera_passes_built_total Apple passes built and signed.\n# TYPE tessera_passes_built_total counter"
         );
-        let _ = writeln!(
-            out,
-            "tessera_passes_built_total {}",
-            self.passes_built.load(Ordering::Relaxed)
-        );
+        let _ = writeln!(out, "tessera_passes_built_total {}", self.passes_built.load(Ordering::Relaxed));
         let _ = writeln!(
             out,
             "# HELP tessera_pass_build_failures_total Apple passes that failed to build.\n# TYPE tessera_pass_build_failures_total counter"
         );
-        let _ = writeln!(
-            out,
-            "tessera_pass_build_failures_total {}",
-            self.pass_build_failures.load(Ordering::Relaxed)
-        );
+        let _ = writeln!(out, "tessera_pass_build_failures_total {}", self.pass_build_failures.load(Ordering::Relaxed));
         self.pass_build_duration.render(
             &mut out,
             "tessera_pass_build_duration_seconds",
@@ -147,9 +119,7 @@ mod tests {
         m.record_request("/api/v1/members/{member_id}", 201, 0.003);
         m.record_request("/api/v1/members/{member_id}", 201, 0.2);
         let text = m.render();
-        assert!(text.contains(
-            "tessera_http_requests_total{route=\"/api/v1/members/{member_id}\",status=\"201\"} 2"
-        ));
+        assert!(text.contains("tessera_http_requests_total{route=\"/api/v1/members/{member_id}\",status=\"201\"} 2"));
         assert!(text.contains("tessera_http_request_duration_seconds_bucket{le=\"0.005\"} 1"));
         assert!(text.contains("tessera_http_request_duration_seconds_bucket{le=\"0.25\"} 2"));
         assert!(text.contains("tessera_http_request_duration_seconds_count 2"));

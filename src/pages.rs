@@ -16,22 +16,19 @@ use crate::templates::{MemberFields, PageContext};
 
 /// Public ids are 16 random bytes in base64url: 22 characters.
 fn plausible_public_id(id: &str) -> bool {
-    id.len() == 22
-        && id
-            .bytes()
-            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+    id.len() == 22 && id.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
 }
 
-async fn member_for_link(state: &AppState, public_id: &str) -> ApiResult<MemberRecord> {
+type LinkPath = Result<Path<String>, axum::extract::rejection::PathRejection>;
+
+async fn member_for_link(state: &AppState, path: LinkPath) -> ApiResult<MemberRecord> {
     let not_found = || ApiError::not_found("no such card; check the link");
+    let Ok(Path(public_id)) = path else { return Err(not_found()) };
+    let public_id = public_id.as_str();
     if !plausible_public_id(public_id) {
         return Err(not_found());
     }
-    state
-        .store
-        .member_by_public_id(public_id)
-        .await?
-        .ok_or_else(not_found)
+    state.store.member_by_public_id(public_id).await?.ok_or_else(not_found)
 }
 
 /// Builds the signed pass of a stored member (shared by the download link and the web service).
@@ -54,21 +51,12 @@ pub fn build_pass(state: &AppState, record: &MemberRecord) -> ApiResult<Vec<u8>>
     match state.passes.build(&data) {
         Ok(bytes) => {
             state.metrics.passes_built.fetch_add(1, Ordering::Relaxed);
-            state
-                .metrics
-                .pass_build_duration
-                .observe(started.elapsed().as_secs_f64());
+            state.metrics.pass_build_duration.observe(started.elapsed().as_secs_f64());
             Ok(bytes)
         }
         Err(e) => {
-            state
-                .metrics
-                .pass_build_failures
-                .fetch_add(1, Ordering::Relaxed);
-            Err(ApiError::Internal(anyhow::anyhow!(
-                "building the pass of {} failed: {e}",
-                record.member_id
-            )))
+            state.metrics.pass_build_failures.fetch_add(1, Ordering::Relaxed);
+            Err(ApiError::Internal(anyhow::anyhow!("building the pass of {} failed: {e}", record.member_id)))
         }
     }
 }
@@ -84,32 +72,18 @@ pub fn not_modified_since(headers: &HeaderMap, modified_at: i64) -> bool {
 }
 
 /// The .pkpass response: content type, filename, Last-Modified; 304 when the client has it already.
-pub fn pkpass_response(
-    state: &AppState,
-    headers: &HeaderMap,
-    record: &MemberRecord,
-) -> ApiResult<Response> {
-    let last_modified = HeaderValue::from_str(&crate::time_fmt::http_date(record.modified_at))
-        .expect("an HTTP date is a valid header");
+pub fn pkpass_response(state: &AppState, headers: &HeaderMap, record: &MemberRecord) -> ApiResult<Response> {
+    let last_modified =
+        HeaderValue::from_str(&crate::time_fmt::http_date(record.modified_at)).expect("an HTTP date is a valid header");
     if not_modified_since(headers, record.modified_at) {
-        return Ok((
-            StatusCode::NOT_MODIFIED,
-            [(header::LAST_MODIFIED, last_modified)],
-        )
-            .into_response());
+        return Ok((StatusCode::NOT_MODIFIED, [(header::LAST_MODIFIED, last_modified)]).into_response());
     }
     let bytes = build_pass(state, record)?;
     let disposition = format!("attachment; filename=\"{}.pkpass\"", record.member_id);
     Ok((
         [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/vnd.apple.pkpass"),
-            ),
-            (
-                header::CONTENT_DISPOSITION,
-                HeaderValue::from_str(&disposition).expect("member IDs are header-safe"),
-            ),
+            (header::CONTENT_TYPE, HeaderValue::from_static("application/vnd.apple.pkpass")),
+            (header::CONTENT_DISPOSITION, HeaderValue::from_str(&disposition).expect("member IDs are header-safe")),
             (header::LAST_MODIFIED, last_modified),
             (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
         ],
@@ -118,12 +92,8 @@ pub fn pkpass_response(
         .into_response())
 }
 
-pub async fn download_pass(
-    State(state): State<AppState>,
-    Path(public_id): Path<String>,
-    headers: HeaderMap,
-) -> ApiResult<Response> {
-    let record = member_for_link(&state, &public_id).await?;
+pub async fn download_pass(State(state): State<AppState>, path: LinkPath, headers: HeaderMap) -> ApiResult<Response> {
+    let record = member_for_link(&state, path).await?;
     pkpass_response(&state, &headers, &record)
 }
 
@@ -146,20 +116,13 @@ pub fn group_digits(n: i64, locale: &str) -> String {
 
 fn qr_svg(data: &str) -> String {
     match qrcode::QrCode::new(data.as_bytes()) {
-        Ok(code) => code
-            .render::<qrcode::render::svg::Color<'_>>()
-            .min_dimensions(160, 160)
-            .quiet_zone(true)
-            .build(),
+        Ok(code) => code.render::<qrcode::render::svg::Color<'_>>().min_dimensions(160, 160).quiet_zone(true).build(),
         Err(_) => String::new(),
     }
 }
 
-pub async fn member_page(
-    State(state): State<AppState>,
-    Path(public_id): Path<String>,
-) -> ApiResult<Response> {
-    let record = member_for_link(&state, &public_id).await?;
+pub async fn member_page(State(state): State<AppState>, path: LinkPath) -> ApiResult<Response> {
+    let record = member_for_link(&state, path).await?;
     let links = crate::members::links(&state.settings.public_url, &record);
     let program = state.passes.program();
     let locale = program.resolve_locale(record.locale.as_deref());
@@ -184,9 +147,7 @@ pub async fn member_page(
         retired: record.retired,
         points_display: &points_display,
     };
-    let html = program
-        .render_page(locale, &ctx)
-        .map_err(|e| ApiError::Internal(e.into()))?;
+    let html = program.render_page(locale, &ctx).map_err(|e| ApiError::Internal(e.into()))?;
     Ok(([(header::CACHE_CONTROL, "no-cache")], Html(html)).into_response())
 }
 
@@ -207,16 +168,10 @@ mod tests {
     fn if_modified_since_is_compared_at_second_resolution() {
         let mut headers = HeaderMap::new();
         assert!(!not_modified_since(&headers, 100));
-        headers.insert(
-            header::IF_MODIFIED_SINCE,
-            HeaderValue::from_str(&crate::time_fmt::http_date(100)).unwrap(),
-        );
+        headers.insert(header::IF_MODIFIED_SINCE, HeaderValue::from_str(&crate::time_fmt::http_date(100)).unwrap());
         assert!(not_modified_since(&headers, 100));
         assert!(!not_modified_since(&headers, 101));
-        headers.insert(
-            header::IF_MODIFIED_SINCE,
-            HeaderValue::from_static("garbage"),
-        );
+        headers.insert(header::IF_MODIFIED_SINCE, HeaderValue::from_static("garbage"));
         assert!(!not_modified_since(&headers, 100));
     }
 }

@@ -62,91 +62,27 @@ pub struct Settings {
 
 /// Every setting: (key, default, what it is). The environment name is `TESSERA_` + the key in capitals.
 pub const KEYS: &[(&str, &str, &str)] = &[
-    (
-        "listen",
-        "127.0.0.1:8080",
-        "address and port the HTTP server binds",
-    ),
-    (
-        "public_url",
-        "http://127.0.0.1:8080",
-        "base of every link and the passes' webServiceURL",
-    ),
-    (
-        "database_url",
-        "sqlite://tessera.db",
-        "sqlite://FILE (created if missing) or postgres://…",
-    ),
-    (
-        "templates_dir",
-        "templates",
-        "folder holding one folder per loyalty program",
-    ),
-    (
-        "program",
-        "default",
-        "the program folder under templates_dir this deployment serves",
-    ),
-    (
-        "admin_token",
-        "",
-        "admin API bearer token (generated and kept in the database if unset)",
-    ),
-    (
-        "webhook_secret",
-        "",
-        "ledger webhook HMAC secret; comma-separated to rotate (generated if unset)",
-    ),
-    (
-        "staff_token",
-        "",
-        "scan API and staff page bearer token (generated if unset)",
-    ),
-    (
-        "apple_cert",
-        "certs-example/pass.pem",
-        "Pass Type ID certificate (PEM)",
-    ),
-    (
-        "apple_key",
-        "certs-example/pass.key",
-        "its private key (PEM)",
-    ),
-    (
-        "apple_wwdr",
-        "certs-example/wwdr.pem",
-        "Apple WWDR G4 intermediate (PEM)",
-    ),
-    (
-        "apple_key_password",
-        "",
-        "password of an encrypted private key",
-    ),
+    ("listen", "127.0.0.1:8080", "address and port the HTTP server binds"),
+    ("public_url", "http://127.0.0.1:8080", "base of every link and the passes' webServiceURL"),
+    ("database_url", "sqlite://tessera.db", "sqlite://FILE (created if missing) or postgres://…"),
+    ("templates_dir", "templates", "folder holding one folder per loyalty program"),
+    ("program", "default", "the program folder under templates_dir this deployment serves"),
+    ("admin_token", "", "admin API bearer token (generated and kept in the database if unset)"),
+    ("webhook_secret", "", "ledger webhook HMAC secret; comma-separated to rotate (generated if unset)"),
+    ("staff_token", "", "scan API and staff page bearer token (generated if unset)"),
+    ("apple_cert", "certs-example/pass.pem", "Pass Type ID certificate (PEM)"),
+    ("apple_key", "certs-example/pass.key", "its private key (PEM)"),
+    ("apple_wwdr", "certs-example/wwdr.pem", "Apple WWDR G4 intermediate (PEM)"),
+    ("apple_key_password", "", "password of an encrypted private key"),
     ("apns_url", "https://api.push.apple.com", "APNs base URL"),
     ("apns_ca", "", "an extra PEM root to trust for APNs"),
-    (
-        "apns_auth",
-        "certificate",
-        "certificate (the pass certificate) or token (.p8)",
-    ),
+    ("apns_auth", "certificate", "certificate (the pass certificate) or token (.p8)"),
     ("apns_key", "", "APNs .p8 key, for token auth"),
     ("apns_key_id", "", "APNs key id, for token auth"),
-    (
-        "apns_team_id",
-        "",
-        "APNs team id, for token auth [the certificate's OU]",
-    ),
+    ("apns_team_id", "", "APNs team id, for token auth [the certificate's OU]"),
     ("google_issuer_id", "", "Google Wallet issuer id"),
-    (
-        "google_service_account",
-        "",
-        "Google service account JSON key file",
-    ),
-    (
-        "google_api_url",
-        "https://walletobjects.googleapis.com",
-        "Google Wallet API base URL",
-    ),
+    ("google_service_account", "", "Google service account JSON key file"),
+    ("google_api_url", "https://walletobjects.googleapis.com", "Google Wallet API base URL"),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -162,20 +98,14 @@ impl Settings {
     /// `TESSERA_CONFIG`, else `./tessera.toml` if present), then the process environment.
     pub fn load(config_path: Option<&Path>) -> Result<Settings, SettingsError> {
         let env: Vec<(String, String)> = std::env::vars().collect();
-        let explicit = config_path.map(Path::to_path_buf).or_else(|| {
-            env.iter()
-                .find(|(k, _)| k == "TESSERA_CONFIG")
-                .map(|(_, v)| PathBuf::from(v))
-        });
+        let explicit = config_path
+            .map(Path::to_path_buf)
+            .or_else(|| env.iter().find(|(k, _)| k == "TESSERA_CONFIG").map(|(_, v)| PathBuf::from(v)));
         let file = match explicit {
             Some(path) => Some(read_toml(&path, true)?),
             None => {
                 let default = PathBuf::from("tessera.toml");
-                if default.exists() {
-                    Some(read_toml(&default, false)?)
-                } else {
-                    None
-                }
+                if default.exists() { Some(read_toml(&default, false)?) } else { None }
             }
         };
         Settings::from_sources(file.unwrap_or_default(), env)
@@ -186,10 +116,8 @@ impl Settings {
         file: BTreeMap<String, String>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Settings, SettingsError> {
-        let mut values: BTreeMap<&'static str, String> = KEYS
-            .iter()
-            .map(|(k, default, _)| (*k, default.to_string()))
-            .collect();
+        let mut values: BTreeMap<&'static str, String> =
+            KEYS.iter().map(|(k, default, _)| (*k, default.to_string())).collect();
         for (key, value) in file {
             let Some((known, _, _)) = KEYS.iter().find(|(k, _, _)| *k == key) else {
                 return Err(SettingsError(format!(
@@ -214,13 +142,8 @@ impl Settings {
     }
 
     /// Settings for tests and tools: defaults overridden by `(key, value)` pairs (TOML key names).
-    pub fn with_overrides<'a>(
-        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
-    ) -> Result<Settings, SettingsError> {
-        let file = pairs
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+    pub fn with_overrides<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Settings, SettingsError> {
+        let file = pairs.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Settings::from_sources(file, std::iter::empty())
     }
 
@@ -228,18 +151,13 @@ impl Settings {
         let get = |k: &str| v.get(k).map(|s| s.trim().to_string()).unwrap_or_default();
         let opt = |k: &str| Some(get(k)).filter(|s| !s.is_empty());
         let path = |k: &str| -> Result<PathBuf, SettingsError> {
-            opt(k)
-                .map(PathBuf::from)
-                .ok_or_else(|| bad(k, "must not be empty; give the path of the file"))
+            opt(k).map(PathBuf::from).ok_or_else(|| bad(k, "must not be empty; give the path of the file"))
         };
 
         let listen = get("listen").parse::<SocketAddr>().map_err(|_| {
             bad(
                 "listen",
-                format!(
-                    "`{}` is not an address; write it as host:port, for example 127.0.0.1:8080",
-                    get("listen")
-                ),
+                format!("`{}` is not an address; write it as host:port, for example 127.0.0.1:8080", get("listen")),
             )
         })?;
         let public_url = validate_base_url("public_url", &get("public_url"))?;
@@ -250,21 +168,12 @@ impl Settings {
         {
             return Err(bad(
                 "database_url",
-                format!(
-                    "`{database_url}` is not a database URL; use sqlite://FILE or postgres://USER@HOST/DB"
-                ),
+                format!("`{database_url}` is not a database URL; use sqlite://FILE or postgres://USER@HOST/DB"),
             ));
         }
         let program = get("program");
-        if program.is_empty()
-            || !program
-                .bytes()
-                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
-        {
-            return Err(bad(
-                "program",
-                "must be a folder name of letters, digits, - and _, for example default",
-            ));
+        if program.is_empty() || !program.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_') {
+            return Err(bad("program", "must be a folder name of letters, digits, - and _, for example default"));
         }
         let token = |k: &str| -> Result<Option<Secret>, SettingsError> {
             match opt(k) {
@@ -279,12 +188,8 @@ impl Settings {
         let webhook_secrets = match opt("webhook_secret") {
             None => Vec::new(),
             Some(list) => {
-                let secrets: Vec<Secret> = list
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(Secret::new)
-                    .collect();
+                let secrets: Vec<Secret> =
+                    list.split(',').map(str::trim).filter(|s| !s.is_empty()).map(Secret::new).collect();
                 if secrets.iter().any(|s| s.0.len() < 16) {
                     return Err(bad(
                         "webhook_secret",
@@ -298,10 +203,7 @@ impl Settings {
             "certificate" => ApnsAuth::Certificate,
             "token" => ApnsAuth::Token,
             other => {
-                return Err(bad(
-                    "apns_auth",
-                    format!("`{other}` is not supported; use certificate or token"),
-                ));
+                return Err(bad("apns_auth", format!("`{other}` is not supported; use certificate or token")));
             }
         };
         let settings = Settings {
@@ -327,9 +229,7 @@ impl Settings {
             google_service_account: opt("google_service_account").map(PathBuf::from),
             google_api_url: validate_base_url("google_api_url", &get("google_api_url"))?,
         };
-        if settings.apns_auth == ApnsAuth::Token
-            && (settings.apns_key.is_none() || settings.apns_key_id.is_none())
-        {
+        if settings.apns_auth == ApnsAuth::Token && (settings.apns_key.is_none() || settings.apns_key_id.is_none()) {
             return Err(bad(
                 "apns_auth",
                 "is token, which needs TESSERA_APNS_KEY (the .p8 file) and TESSERA_APNS_KEY_ID; set them or use certificate",
@@ -350,15 +250,8 @@ impl Settings {
 
     /// The path part of the public URL (`""` or `/prefix`), under which every route is served.
     pub fn public_path(&self) -> &str {
-        let after_scheme = self
-            .public_url
-            .split_once("://")
-            .map(|(_, r)| r)
-            .unwrap_or("");
-        after_scheme
-            .find('/')
-            .map(|i| &after_scheme[i..])
-            .unwrap_or("")
+        let after_scheme = self.public_url.split_once("://").map(|(_, r)| r).unwrap_or("");
+        after_scheme.find('/').map(|i| &after_scheme[i..]).unwrap_or("")
     }
 
     pub fn is_sqlite(&self) -> bool {
@@ -394,11 +287,7 @@ fn read_toml(path: &Path, must_exist: bool) -> Result<BTreeMap<String, String>, 
         }
     };
     let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
-        SettingsError(format!(
-            "the configuration file {} is not valid TOML: {}",
-            path.display(),
-            e.message()
-        ))
+        SettingsError(format!("the configuration file {} is not valid TOML: {}", path.display(), e.message()))
     })?;
     table
         .into_iter()
@@ -429,10 +318,7 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
@@ -452,14 +338,9 @@ mod tests {
             ("listen".to_string(), "0.0.0.0:9000".to_string()),
             ("public_url".into(), "https://a.example/".into()),
         ]);
-        let s = Settings::from_sources(
-            file,
-            env(&[
-                ("TESSERA_PUBLIC_URL", "https://b.example/wallet/"),
-                ("OTHER", "x"),
-            ]),
-        )
-        .unwrap();
+        let s =
+            Settings::from_sources(file, env(&[("TESSERA_PUBLIC_URL", "https://b.example/wallet/"), ("OTHER", "x")]))
+                .unwrap();
         assert_eq!(s.listen.to_string(), "0.0.0.0:9000");
         assert_eq!(s.public_url, "https://b.example/wallet");
         assert_eq!(s.public_path(), "/wallet");
@@ -467,35 +348,21 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_setting_and_the_fix() {
-        let err = Settings::from_sources(BTreeMap::new(), env(&[("TESSERA_LISTEN", "nowhere")]))
-            .unwrap_err();
+        let err = Settings::from_sources(BTreeMap::new(), env(&[("TESSERA_LISTEN", "nowhere")])).unwrap_err();
         assert!(err.0.starts_with("TESSERA_LISTEN:"), "{err}");
         assert!(err.0.contains("host:port"));
-        let err =
-            Settings::from_sources(BTreeMap::new(), env(&[("TESSERA_ADMIN_TOKEN", "x1y2z3")]))
-                .unwrap_err();
+        let err = Settings::from_sources(BTreeMap::new(), env(&[("TESSERA_ADMIN_TOKEN", "x1y2z3")])).unwrap_err();
         assert!(err.0.starts_with("TESSERA_ADMIN_TOKEN:"));
-        assert!(
-            !err.0.contains("x1y2z3"),
-            "the value of a secret is not echoed"
-        );
+        assert!(!err.0.contains("x1y2z3"), "the value of a secret is not echoed");
         let file = BTreeMap::from([("lisen".to_string(), "x".to_string())]);
-        assert!(
-            Settings::from_sources(file, env(&[]))
-                .unwrap_err()
-                .0
-                .contains("unknown key `lisen`")
-        );
+        assert!(Settings::from_sources(file, env(&[])).unwrap_err().0.contains("unknown key `lisen`"));
     }
 
     #[test]
     fn webhook_secrets_rotate_and_secrets_do_not_print() {
         let s = Settings::from_sources(
             BTreeMap::new(),
-            env(&[(
-                "TESSERA_WEBHOOK_SECRET",
-                "aaaaaaaaaaaaaaaa1, bbbbbbbbbbbbbbbb2",
-            )]),
+            env(&[("TESSERA_WEBHOOK_SECRET", "aaaaaaaaaaaaaaaa1, bbbbbbbbbbbbbbbb2")]),
         )
         .unwrap();
         assert_eq!(s.webhook_secrets.len(), 2);

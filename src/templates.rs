@@ -38,11 +38,7 @@ impl fmt::Display for TemplateError {
 impl std::error::Error for TemplateError {}
 
 fn terr(file: &Path, line: Option<usize>, message: impl Into<String>) -> TemplateError {
-    TemplateError {
-        file: file.to_path_buf(),
-        line,
-        message: message.into(),
-    }
+    TemplateError { file: file.to_path_buf(), line, message: message.into() }
 }
 
 #[derive(Debug, Deserialize)]
@@ -175,11 +171,7 @@ impl Program {
             }
         };
         if file.tiers.is_empty() {
-            return Err(terr(
-                &program_path,
-                None,
-                "tiers is empty; list the program's tiers, lowest first",
-            ));
+            return Err(terr(&program_path, None, "tiers is empty; list the program's tiers, lowest first"));
         }
 
         let images = read_pngs(&dir.join("images"))?;
@@ -196,9 +188,7 @@ impl Program {
         let mut tiers = Vec::new();
         for name in &file.tiers {
             if name.is_empty()
-                || !name
-                    .bytes()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'_')
+                || !name.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'_')
             {
                 return Err(terr(
                     &program_path,
@@ -227,56 +217,31 @@ impl Program {
             } else {
                 read_pngs(&tier_dir)?
             };
-            tiers.push((
-                name.clone(),
-                Tier {
-                    design,
-                    images: tier_images,
-                },
-            ));
+            tiers.push((name.clone(), Tier { design, images: tier_images }));
         }
 
         let mut strings = BTreeMap::new();
         for entry in read_dir(&dir)? {
-            let Some(locale) = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| n.strip_suffix(".lproj"))
-                .map(str::to_string)
+            let Some(locale) = entry.file_name().to_str().and_then(|n| n.strip_suffix(".lproj")).map(str::to_string)
             else {
                 continue;
             };
             let path = entry.path().join("pass.strings");
-            let raw = std::fs::read(&path)
-                .map_err(|e| terr(&path, None, format!("cannot be read: {e}")))?;
+            let raw = std::fs::read(&path).map_err(|e| terr(&path, None, format!("cannot be read: {e}")))?;
             let text = std::str::from_utf8(&raw).map_err(|_| terr(&path, None, "is not UTF-8"))?;
-            let entries =
-                parse_strings(text).map_err(|(line, msg)| terr(&path, Some(line), msg))?;
-            strings.insert(
-                locale,
-                Strings {
-                    raw,
-                    entries: entries.into_iter().collect(),
-                },
-            );
+            let entries = parse_strings(text).map_err(|(line, msg)| terr(&path, Some(line), msg))?;
+            strings.insert(locale, Strings { raw, entries: entries.into_iter().collect() });
         }
         let Some(default_strings) = strings.get(&file.default_locale) else {
             return Err(terr(
                 &program_path,
                 None,
-                format!(
-                    "default_locale `{}` has no {}.lproj/pass.strings",
-                    file.default_locale, file.default_locale
-                ),
+                format!("default_locale `{}` has no {}.lproj/pass.strings", file.default_locale, file.default_locale),
             ));
         };
         for (locale, s) in &strings {
             let path = dir.join(format!("{locale}.lproj/pass.strings"));
-            if let Some(missing) = default_strings
-                .entries
-                .keys()
-                .find(|k| !s.entries.contains_key(*k))
-            {
+            if let Some(missing) = default_strings.entries.keys().find(|k| !s.entries.contains_key(*k)) {
                 return Err(terr(
                     &path,
                     None,
@@ -292,10 +257,9 @@ impl Program {
         env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
         for template in [PASS_TEMPLATE, PAGE_TEMPLATE] {
             let path = dir.join(template);
-            let source = std::fs::read_to_string(&path)
-                .map_err(|e| terr(&path, None, format!("cannot be read: {e}")))?;
-            env.add_template_owned(template, source)
-                .map_err(|e| jinja_error(&dir, &e))?;
+            let source =
+                std::fs::read_to_string(&path).map_err(|e| terr(&path, None, format!("cannot be read: {e}")))?;
+            env.add_template_owned(template, source).map_err(|e| jinja_error(&dir, &e))?;
         }
 
         let program = Program {
@@ -339,9 +303,7 @@ impl Program {
     }
 
     pub fn strings(&self, locale: &str) -> &Strings {
-        self.strings
-            .get(locale)
-            .unwrap_or_else(|| &self.strings[&self.default_locale])
+        self.strings.get(locale).unwrap_or_else(|| &self.strings[&self.default_locale])
     }
 
     /// Every file of a tier's pass except pass.json, manifest.json and signature: images (the tier's
@@ -352,23 +314,12 @@ impl Program {
             files.extend(t.images.iter().map(|(k, v)| (k.clone(), v.clone())));
         }
         let mut out: Vec<(String, Vec<u8>)> = files.into_iter().collect();
-        out.extend(
-            self.strings
-                .iter()
-                .map(|(locale, s)| (format!("{locale}.lproj/pass.strings"), s.raw.clone())),
-        );
+        out.extend(self.strings.iter().map(|(locale, s)| (format!("{locale}.lproj/pass.strings"), s.raw.clone())));
         out
     }
 
-    pub fn render_pass_json(
-        &self,
-        tier: &TierDesign,
-        ctx: &PassContext<'_>,
-    ) -> Result<String, TemplateError> {
-        let template = self
-            .env
-            .get_template(PASS_TEMPLATE)
-            .map_err(|e| jinja_error(&self.dir, &e))?;
+    pub fn render_pass_json(&self, tier: &TierDesign, ctx: &PassContext<'_>) -> Result<String, TemplateError> {
+        let template = self.env.get_template(PASS_TEMPLATE).map_err(|e| jinja_error(&self.dir, &e))?;
         let out = template
             .render(minijinja::context! {
                 pass => ctx.pass, member => ctx.member, tier => tier,
@@ -377,11 +328,7 @@ impl Program {
             .map_err(|e| jinja_error(&self.dir, &e))?;
         // Auto-escaping keeps member data from breaking the JSON, but a conditional in the template can.
         if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(&out) {
-            let line = out
-                .lines()
-                .nth(e.line().saturating_sub(1))
-                .unwrap_or("")
-                .trim();
+            let line = out.lines().nth(e.line().saturating_sub(1)).unwrap_or("").trim();
             return Err(terr(
                 &self.dir.join(PASS_TEMPLATE),
                 None,
@@ -391,15 +338,8 @@ impl Program {
         Ok(out)
     }
 
-    pub fn render_page(
-        &self,
-        locale: &str,
-        ctx: &PageContext<'_>,
-    ) -> Result<String, TemplateError> {
-        let template = self
-            .env
-            .get_template(PAGE_TEMPLATE)
-            .map_err(|e| jinja_error(&self.dir, &e))?;
+    pub fn render_page(&self, locale: &str, ctx: &PageContext<'_>) -> Result<String, TemplateError> {
+        let template = self.env.get_template(PAGE_TEMPLATE).map_err(|e| jinja_error(&self.dir, &e))?;
         template
             .render(minijinja::context! {
                 member => ctx.member, apple_url => ctx.apple_url, google_url => ctx.google_url,
@@ -460,22 +400,13 @@ impl Program {
 
     /// Every label, value and changeMessage that names a string key must exist in the strings.
     fn check_pass_json(&self, json: &str) -> Result<(), TemplateError> {
-        let value: serde_json::Value =
-            serde_json::from_str(json).expect("checked by render_pass_json");
+        let value: serde_json::Value = serde_json::from_str(json).expect("checked by render_pass_json");
         let strings = &self.strings[&self.default_locale];
         let path = self.dir.join(PASS_TEMPLATE);
         let Some(card) = value.get("storeCard") else {
-            return Err(terr(
-                &path,
-                None,
-                "has no storeCard; tessera issues store cards",
-            ));
+            return Err(terr(&path, None, "has no storeCard; tessera issues store cards"));
         };
-        let primary = card
-            .get("primaryFields")
-            .and_then(|v| v.as_array())
-            .map(Vec::len)
-            .unwrap_or(0);
+        let primary = card.get("primaryFields").and_then(|v| v.as_array()).map(Vec::len).unwrap_or(0);
         if primary != 1 {
             return Err(terr(
                 &path,
@@ -483,45 +414,19 @@ impl Program {
                 format!("a storeCard has exactly one primary field, this one has {primary}"),
             ));
         }
-        let count = |k: &str| {
-            card.get(k)
-                .and_then(|v| v.as_array())
-                .map(Vec::len)
-                .unwrap_or(0)
-        };
+        let count = |k: &str| card.get(k).and_then(|v| v.as_array()).map(Vec::len).unwrap_or(0);
         if count("secondaryFields") + count("auxiliaryFields") > 4 {
-            return Err(terr(
-                &path,
-                None,
-                "a storeCard shows at most four secondary and auxiliary fields together",
-            ));
+            return Err(terr(&path, None, "a storeCard shows at most four secondary and auxiliary fields together"));
         }
-        for group in [
-            "headerFields",
-            "primaryFields",
-            "secondaryFields",
-            "auxiliaryFields",
-            "backFields",
-        ] {
-            for field in card
-                .get(group)
-                .and_then(|v| v.as_array())
-                .into_iter()
-                .flatten()
-            {
+        for group in ["headerFields", "primaryFields", "secondaryFields", "auxiliaryFields", "backFields"] {
+            for field in card.get(group).and_then(|v| v.as_array()).into_iter().flatten() {
                 if let Some(message) = field.get("changeMessage").and_then(|v| v.as_str()) {
-                    let text = strings
-                        .entries
-                        .get(message)
-                        .map(String::as_str)
-                        .unwrap_or(message);
+                    let text = strings.entries.get(message).map(String::as_str).unwrap_or(message);
                     if !text.contains("%@") {
                         return Err(terr(
                             &path,
                             None,
-                            format!(
-                                "changeMessage `{message}` has no %@, so Wallet would not show the new value"
-                            ),
+                            format!("changeMessage `{message}` has no %@, so Wallet would not show the new value"),
                         ));
                     }
                 }
@@ -529,9 +434,7 @@ impl Program {
                     if let Some(s) = field.get(key).and_then(|v| v.as_str()) {
                         if looks_like_key(s) && !strings.entries.contains_key(s) {
                             return Err(terr(
-                                &self
-                                    .dir
-                                    .join(format!("{}.lproj/pass.strings", self.default_locale)),
+                                &self.dir.join(format!("{}.lproj/pass.strings", self.default_locale)),
                                 None,
                                 format!("has no \"{s}\", which pass.json uses"),
                             ));
@@ -548,8 +451,7 @@ impl Program {
 fn looks_like_key(s: &str) -> bool {
     s.contains('.')
         && !s.contains(' ')
-        && s.bytes()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'.' || c == b'_')
+        && s.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'.' || c == b'_')
 }
 
 fn is_rgb(s: &str) -> bool {
@@ -561,10 +463,7 @@ fn is_rgb(s: &str) -> bool {
 }
 
 fn jinja_error(dir: &Path, e: &minijinja::Error) -> TemplateError {
-    let file = e
-        .name()
-        .map(|n| dir.join(n))
-        .unwrap_or_else(|| dir.to_path_buf());
+    let file = e.name().map(|n| dir.join(n)).unwrap_or_else(|| dir.to_path_buf());
     let mut message = e.kind().to_string();
     if let Some(detail) = e.detail() {
         message = format!("{message}: {detail}");
@@ -573,12 +472,9 @@ fn jinja_error(dir: &Path, e: &minijinja::Error) -> TemplateError {
 }
 
 fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, TemplateError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| terr(path, None, format!("cannot be read: {e}")))?;
+    let text = std::fs::read_to_string(path).map_err(|e| terr(path, None, format!("cannot be read: {e}")))?;
     toml::from_str(&text).map_err(|e: toml::de::Error| {
-        let line = e
-            .span()
-            .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+        let line = e.span().map(|s| text[..s.start.min(text.len())].lines().count().max(1));
         terr(path, line, e.message().to_string())
     })
 }
@@ -602,14 +498,10 @@ fn read_pngs(dir: &Path) -> Result<BTreeMap<String, Vec<u8>>, TemplateError> {
         if !name.ends_with(".png") {
             continue;
         }
-        let bytes = std::fs::read(entry.path())
-            .map_err(|e| terr(&entry.path(), None, format!("cannot be read: {e}")))?;
+        let bytes =
+            std::fs::read(entry.path()).map_err(|e| terr(&entry.path(), None, format!("cannot be read: {e}")))?;
         if crate::apple::png_size(&bytes).is_none() {
-            return Err(terr(
-                &entry.path(),
-                None,
-                "is not a PNG file (Wallet shows PNG only)",
-            ));
+            return Err(terr(&entry.path(), None, "is not a PNG file (Wallet shows PNG only)"));
         }
         out.insert(name, bytes);
     }
@@ -667,10 +559,7 @@ pub fn parse_strings(text: &str) -> Result<Vec<(String, String)>, (usize, String
                 *line,
                 format!(
                     "expected a quoted string, found {}",
-                    chars
-                        .get(*i)
-                        .map(|c| format!("`{c}`"))
-                        .unwrap_or("the end of the file".into())
+                    chars.get(*i).map(|c| format!("`{c}`")).unwrap_or("the end of the file".into())
                 ),
             ));
         }
@@ -684,9 +573,7 @@ pub fn parse_strings(text: &str) -> Result<Vec<(String, String)>, (usize, String
                     return Ok(s);
                 }
                 Some('\\') => {
-                    let c = chars
-                        .get(*i + 1)
-                        .ok_or((*line, "a \\ ends the file".to_string()))?;
+                    let c = chars.get(*i + 1).ok_or((*line, "a \\ ends the file".to_string()))?;
                     s.push(match c {
                         'n' => '\n',
                         't' => '\t',
@@ -742,45 +629,21 @@ mod tests {
     fn strings_parse_with_comments_escapes_and_unicode() {
         let text = "/* header\n comment */\n\"points.label\" = \"คะแนน\";\n// note\n\"q\" = \"say \\\"hi\\\"\";\n";
         let entries = parse_strings(text).unwrap();
-        assert_eq!(
-            entries,
-            vec![
-                ("points.label".into(), "คะแนน".into()),
-                ("q".into(), "say \"hi\"".into())
-            ]
-        );
+        assert_eq!(entries, vec![("points.label".into(), "คะแนน".into()), ("q".into(), "say \"hi\"".into())]);
     }
 
     #[test]
     fn strings_errors_carry_the_line() {
-        assert_eq!(
-            parse_strings("\"a\" = \"b\";\n\"c\" = \"d\"\n")
-                .unwrap_err()
-                .0,
-            3
-        );
-        assert_eq!(
-            parse_strings("\"a\" = \"b\";\n\n\"c\" \"d\";")
-                .unwrap_err()
-                .0,
-            3
-        );
-        assert!(
-            parse_strings("\"a\" = \"b\";\"a\" = \"c\";")
-                .unwrap_err()
-                .1
-                .contains("twice")
-        );
+        assert_eq!(parse_strings("\"a\" = \"b\";\n\"c\" = \"d\"\n").unwrap_err().0, 3);
+        assert_eq!(parse_strings("\"a\" = \"b\";\n\n\"c\" \"d\";").unwrap_err().0, 3);
+        assert!(parse_strings("\"a\" = \"b\";\"a\" = \"c\";").unwrap_err().1.contains("twice"));
     }
 
     #[test]
     fn bundled_program_loads_and_renders_every_tier() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
         let program = Program::load(&dir, "default").unwrap();
-        assert_eq!(
-            program.tier_names().collect::<Vec<_>>(),
-            ["silver", "gold", "platinum"]
-        );
+        assert_eq!(program.tier_names().collect::<Vec<_>>(), ["silver", "gold", "platinum"]);
         assert!(program.locales().any(|l| l == "th"));
         assert!(program.locales().any(|l| l == "vi"));
         assert_eq!(program.resolve_locale(Some("th-TH")), "th");
@@ -797,11 +660,7 @@ mod tests {
         copy_dir(&src, &tmp.path().join("default"));
         let pass = tmp.path().join("default/pass.json");
         let text = std::fs::read_to_string(&pass).unwrap();
-        std::fs::write(
-            &pass,
-            text.replacen("{{ member.points }}", "{{ member.points ", 1),
-        )
-        .unwrap();
+        std::fs::write(&pass, text.replacen("{{ member.points }}", "{{ member.points ", 1)).unwrap();
         let err = Program::load(tmp.path(), "default").err().unwrap();
         assert_eq!(err.file, pass);
         assert!(err.line.is_some(), "{err}");

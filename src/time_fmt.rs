@@ -3,10 +3,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub fn now_unix() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 /// `2026-11-22T08:00:00Z`
@@ -25,9 +22,7 @@ pub fn http_date(unix: i64) -> String {
 /// Parses an HTTP date; `None` for anything unreadable (which callers treat as absent).
 pub fn parse_http_date(value: &str) -> Option<i64> {
     let t = httpdate::parse_http_date(value.trim()).ok()?;
-    t.duration_since(UNIX_EPOCH)
-        .ok()
-        .map(|d| d.as_secs() as i64)
+    t.duration_since(UNIX_EPOCH).ok().map(|d| d.as_secs() as i64)
 }
 
 #[cfg(test)]

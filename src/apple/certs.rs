@@ -25,9 +25,7 @@ pub struct SigningIdentity {
 pub struct CertError(pub String);
 
 pub fn name_entry(name: &X509NameRef, nid: Nid) -> Option<String> {
-    name.entries_by_nid(nid)
-        .next()
-        .and_then(|e| e.data().to_string().ok())
+    name.entries_by_nid(nid).next().and_then(|e| e.data().to_string().ok())
 }
 
 /// True when the bytes look like a PKCS#12 (.p12) bundle rather than PEM.
@@ -46,10 +44,7 @@ pub fn p12_advice(setting: &str, path: &Path) -> String {
 
 fn read(setting: &str, path: &Path) -> Result<Vec<u8>, CertError> {
     std::fs::read(path).map_err(|e| {
-        CertError(format!(
-            "{setting} ({}) cannot be read: {e}; set {setting} to the PEM file",
-            path.display()
-        ))
+        CertError(format!("{setting} ({}) cannot be read: {e}; set {setting} to the PEM file", path.display()))
     })
 }
 
@@ -98,14 +93,9 @@ impl SigningIdentity {
         Self::from_parts(cert_x509, key_pkey, wwdr_x509)
     }
 
-    pub fn from_parts(
-        cert: X509,
-        key: PKey<Private>,
-        wwdr: X509,
-    ) -> Result<SigningIdentity, CertError> {
-        let public = cert
-            .public_key()
-            .map_err(|e| CertError(format!("TESSERA_APPLE_CERT has no usable public key: {e}")))?;
+    pub fn from_parts(cert: X509, key: PKey<Private>, wwdr: X509) -> Result<SigningIdentity, CertError> {
+        let public =
+            cert.public_key().map_err(|e| CertError(format!("TESSERA_APPLE_CERT has no usable public key: {e}")))?;
         if !public.public_eq(&key) {
             return Err(CertError(
                 "TESSERA_APPLE_KEY does not belong to TESSERA_APPLE_CERT; export the key that was made with this certificate's signing request".into(),
@@ -118,16 +108,7 @@ impl SigningIdentity {
             CertError("TESSERA_APPLE_CERT has no OU (team identifier) in its subject; use the Pass Type ID certificate Apple issued".into())
         })?;
         let mut chain = Stack::new().map_err(|e| CertError(e.to_string()))?;
-        chain
-            .push(wwdr.clone())
-            .map_err(|e| CertError(e.to_string()))?;
-        Ok(SigningIdentity {
-            cert,
-            key,
-            wwdr,
-            chain,
-            pass_type_id,
-            team_id,
-        })
+        chain.push(wwdr.clone()).map_err(|e| CertError(e.to_string()))?;
+        Ok(SigningIdentity { cert, key, wwdr, chain, pass_type_id, team_id })
     }
 }

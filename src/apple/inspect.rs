@@ -52,9 +52,7 @@ impl Report {
         });
     }
     pub fn errors(&self) -> impl Iterator<Item = &Finding> {
-        self.findings
-            .iter()
-            .filter(|f| f.severity == Severity::Error)
+        self.findings.iter().filter(|f| f.severity == Severity::Error)
     }
     pub fn has_errors(&self) -> bool {
         self.errors().next().is_some()
@@ -65,11 +63,7 @@ impl Report {
             .findings
             .iter()
             .map(|f| {
-                let level = if f.severity == Severity::Error {
-                    "error"
-                } else {
-                    "warning"
-                };
+                let level = if f.severity == Severity::Error { "error" } else { "warning" };
                 match &f.file {
                     Some(file) => format!("{level}: {file}: {}", f.message),
                     None => format!("{level}: {}", f.message),
@@ -84,9 +78,7 @@ impl Report {
 const MAX_ENTRIES: usize = 1_000;
 const MAX_UNCOMPRESSED: u64 = 64 << 20;
 /// DER of the signingTime attribute's OID, 1.2.840.113549.1.9.5.
-const SIGNING_TIME_OID: &[u8] = &[
-    0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x05,
-];
+const SIGNING_TIME_OID: &[u8] = &[0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x05];
 
 pub fn inspect(bytes: &[u8]) -> Report {
     let mut report = Report::default();
@@ -99,76 +91,55 @@ pub fn inspect(bytes: &[u8]) -> Report {
     };
     for required in ["pass.json", "manifest.json", "signature", "icon.png"] {
         if !files.contains_key(required) {
-            report.error(
-                Some(required),
-                "is missing; Wallet refuses a pass without it",
-            );
+            report.error(Some(required), "is missing; Wallet refuses a pass without it");
         }
     }
     if !files.contains_key("icon@2x.png") {
-        report.warn(
-            Some("icon@2x.png"),
-            "is missing; some iPhones refuse a pass without it",
-        );
+        report.warn(Some("icon@2x.png"), "is missing; some iPhones refuse a pass without it");
     }
-    let pass =
-        files
-            .get("pass.json")
-            .and_then(|b| match serde_json::from_slice::<serde_json::Value>(b) {
-                Ok(v) if v.is_object() => Some(v),
-                Ok(_) => {
-                    report.error(Some("pass.json"), "is not a JSON object");
-                    None
-                }
-                Err(e) => {
-                    report.error(Some("pass.json"), format!("is not valid JSON: {e}"));
-                    None
-                }
-            });
+    let pass = files.get("pass.json").and_then(|b| match serde_json::from_slice::<serde_json::Value>(b) {
+        Ok(v) if v.is_object() => Some(v),
+        Ok(_) => {
+            report.error(Some("pass.json"), "is not a JSON object");
+            None
+        }
+        Err(e) => {
+            report.error(Some("pass.json"), format!("is not valid JSON: {e}"));
+            None
+        }
+    });
     let strings = check_strings(&files, &mut report);
     check_manifest(&files, &mut report);
     if let Some(pass) = &pass {
         check_pass_json(pass, &strings, &mut report);
     }
     check_images(&files, &mut report);
-    if let (Some(signature), Some(manifest)) = (files.get("signature"), files.get("manifest.json"))
-    {
+    if let (Some(signature), Some(manifest)) = (files.get("signature"), files.get("manifest.json")) {
         check_signature(signature, manifest, pass.as_ref(), &mut report);
     }
     report
 }
 
 fn read_entries(bytes: &[u8]) -> Result<BTreeMap<String, Vec<u8>>, String> {
-    let mut archive = ::zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| {
-        format!("the file is not a ZIP archive ({e}); a .pkpass is a ZIP of the pass files")
-    })?;
+    let mut archive = ::zip::ZipArchive::new(std::io::Cursor::new(bytes))
+        .map_err(|e| format!("the file is not a ZIP archive ({e}); a .pkpass is a ZIP of the pass files"))?;
     if archive.len() > MAX_ENTRIES {
-        return Err(format!(
-            "the archive has {} entries; a pass has a few dozen",
-            archive.len()
-        ));
+        return Err(format!("the archive has {} entries; a pass has a few dozen", archive.len()));
     }
     let mut files = BTreeMap::new();
     let mut total = 0u64;
     for i in 0..archive.len() {
-        let mut entry = archive
-            .by_index(i)
-            .map_err(|e| format!("entry {i} cannot be read: {e}"))?;
+        let mut entry = archive.by_index(i).map_err(|e| format!("entry {i} cannot be read: {e}"))?;
         if entry.is_dir() {
             continue;
         }
-        let name = entry
-            .name()
-            .map_err(|e| format!("entry {i} has an unreadable name: {e}"))?
-            .to_string();
+        let name = entry.name().map_err(|e| format!("entry {i} has an unreadable name: {e}"))?.to_string();
         total += entry.size();
         if total > MAX_UNCOMPRESSED {
             return Err("the archive expands to more than 64 MiB; that is no pass".into());
         }
         let mut data = Vec::with_capacity(entry.size() as usize);
-        entry
-            .read_to_end(&mut data)
-            .map_err(|e| format!("{name} cannot be decompressed: {e}"))?;
+        entry.read_to_end(&mut data).map_err(|e| format!("{name} cannot be decompressed: {e}"))?;
         files.insert(name, data);
     }
     Ok(files)
@@ -181,10 +152,7 @@ fn check_manifest(files: &BTreeMap<String, Vec<u8>>, report: &mut Report) {
     let manifest: BTreeMap<String, String> = match serde_json::from_slice(raw) {
         Ok(m) => m,
         Err(e) => {
-            report.error(
-                Some("manifest.json"),
-                format!("is not a JSON object of file names to SHA-1 hashes: {e}"),
-            );
+            report.error(Some("manifest.json"), format!("is not a JSON object of file names to SHA-1 hashes: {e}"));
             return;
         }
     };
@@ -193,17 +161,13 @@ fn check_manifest(files: &BTreeMap<String, Vec<u8>>, report: &mut Report) {
             continue;
         }
         if name.starts_with("__MACOSX/") || name.ends_with(".DS_Store") {
-            report.error(
-                Some(name),
-                "is a macOS metadata file; zip the pass's files, not the folder",
-            );
+            report.error(Some(name), "is a macOS metadata file; zip the pass's files, not the folder");
             continue;
         }
         match manifest.get(name) {
-            None => report.error(
-                Some(name),
-                "is not listed in manifest.json; Wallet refuses a pass with unlisted files",
-            ),
+            None => {
+                report.error(Some(name), "is not listed in manifest.json; Wallet refuses a pass with unlisted files")
+            }
             Some(hash) => {
                 let actual = super::pass::sha1_hex(data);
                 if *hash != actual {
@@ -219,18 +183,12 @@ fn check_manifest(files: &BTreeMap<String, Vec<u8>>, report: &mut Report) {
     }
     for name in manifest.keys() {
         if !files.contains_key(name) {
-            report.error(
-                Some("manifest.json"),
-                format!("lists {name}, which is not in the archive"),
-            );
+            report.error(Some("manifest.json"), format!("lists {name}, which is not in the archive"));
         }
     }
 }
 
-fn check_strings(
-    files: &BTreeMap<String, Vec<u8>>,
-    report: &mut Report,
-) -> BTreeMap<String, BTreeMap<String, String>> {
+fn check_strings(files: &BTreeMap<String, Vec<u8>>, report: &mut Report) -> BTreeMap<String, BTreeMap<String, String>> {
     let mut all = BTreeMap::new();
     for (name, data) in files {
         let Some(locale) = name.strip_suffix(".lproj/pass.strings") else {
@@ -240,13 +198,7 @@ fn check_strings(
             let le = data[0] == 0xff;
             let units: Vec<u16> = data[2..]
                 .chunks_exact(2)
-                .map(|c| {
-                    if le {
-                        u16::from_le_bytes([c[0], c[1]])
-                    } else {
-                        u16::from_be_bytes([c[0], c[1]])
-                    }
-                })
+                .map(|c| if le { u16::from_le_bytes([c[0], c[1]]) } else { u16::from_be_bytes([c[0], c[1]]) })
                 .collect();
             String::from_utf16(&units).ok()
         } else {
@@ -276,13 +228,7 @@ fn check_pass_json(
     if pass.get("formatVersion").and_then(|v| v.as_i64()) != Some(1) {
         report.error(f, "formatVersion must be the number 1");
     }
-    for key in [
-        "passTypeIdentifier",
-        "serialNumber",
-        "teamIdentifier",
-        "organizationName",
-        "description",
-    ] {
+    for key in ["passTypeIdentifier", "serialNumber", "teamIdentifier", "organizationName", "description"] {
         match text(key) {
             None => report.error(f, format!("{key} is missing or not a string")),
             Some("") => report.error(f, format!("{key} is empty")),
@@ -291,7 +237,13 @@ fn check_pass_json(
     }
     if let Some(serial) = text("serialNumber") {
         if serial.len() < 16 {
-            report.warn(f, format!("serialNumber is {} characters; passes with serials under 16 characters have failed to download", serial.len()));
+            report.warn(
+                f,
+                format!(
+                    "serialNumber is {} characters; passes with serials under 16 characters have failed to download",
+                    serial.len()
+                ),
+            );
         }
     }
     match (text("webServiceURL"), pass.get("authenticationToken")) {
@@ -301,117 +253,67 @@ fn check_pass_json(
         (Some(url), Some(token)) => {
             match token.as_str() {
                 Some(t) if t.len() >= 16 => {}
-                Some(t) => report.error(
-                    f,
-                    format!(
-                        "authenticationToken is {} characters; Wallet needs at least 16",
-                        t.len()
-                    ),
-                ),
+                Some(t) => {
+                    report.error(f, format!("authenticationToken is {} characters; Wallet needs at least 16", t.len()))
+                }
                 None => report.error(f, "authenticationToken is not a string"),
             }
             if url.starts_with("http://") {
-                report.warn(f, "webServiceURL is http; iPhones only call https unless Developer → Allow HTTP Services is on");
+                report.warn(
+                    f,
+                    "webServiceURL is http; iPhones only call https unless Developer → Allow HTTP Services is on",
+                );
             } else if !url.starts_with("https://") {
                 report.error(f, "webServiceURL is not an https URL");
             }
         }
     }
-    let styles = [
-        "boardingPass",
-        "coupon",
-        "eventTicket",
-        "generic",
-        "storeCard",
-    ];
-    let present: Vec<&str> = styles
-        .iter()
-        .copied()
-        .filter(|s| pass.get(*s).is_some())
-        .collect();
+    let styles = ["boardingPass", "coupon", "eventTicket", "generic", "storeCard"];
+    let present: Vec<&str> = styles.iter().copied().filter(|s| pass.get(*s).is_some()).collect();
     if present.len() != 1 {
-        report.error(
-            f,
-            format!(
-                "needs exactly one style key ({}); found {}",
-                styles.join(", "),
-                present.len()
-            ),
-        );
+        report.error(f, format!("needs exactly one style key ({}); found {}", styles.join(", "), present.len()));
     }
     if let Some(card) = pass.get("storeCard") {
-        let count = |k: &str| {
-            card.get(k)
-                .and_then(|v| v.as_array())
-                .map(Vec::len)
-                .unwrap_or(0)
-        };
+        let count = |k: &str| card.get(k).and_then(|v| v.as_array()).map(Vec::len).unwrap_or(0);
         if count("primaryFields") > 1 {
             report.error(f, "a storeCard has at most one primary field");
         }
         if count("secondaryFields") + count("auxiliaryFields") > 4 {
-            report.error(
-                f,
-                "a storeCard shows at most four secondary and auxiliary fields together",
-            );
+            report.error(f, "a storeCard shows at most four secondary and auxiliary fields together");
         }
     }
     let mut keys = std::collections::HashSet::new();
     for style in &present {
-        for group in [
-            "headerFields",
-            "primaryFields",
-            "secondaryFields",
-            "auxiliaryFields",
-            "backFields",
-        ] {
-            for field in pass[*style]
-                .get(group)
-                .and_then(|v| v.as_array())
-                .into_iter()
-                .flatten()
-            {
+        for group in ["headerFields", "primaryFields", "secondaryFields", "auxiliaryFields", "backFields"] {
+            for field in pass[*style].get(group).and_then(|v| v.as_array()).into_iter().flatten() {
                 let Some(key) = field.get("key").and_then(|v| v.as_str()) else {
                     report.error(f, format!("a field in {group} has no key"));
                     continue;
                 };
                 if !keys.insert(key.to_string()) {
-                    report.error(
-                        f,
-                        format!("field key `{key}` is used twice; keys must be unique"),
-                    );
+                    report.error(f, format!("field key `{key}` is used twice; keys must be unique"));
                 }
                 if field.get("value").is_none() {
                     report.error(f, format!("field `{key}` has no value"));
                 }
                 if let Some(message) = field.get("changeMessage").and_then(|v| v.as_str()) {
                     let mut texts = vec![message];
-                    texts.extend(
-                        strings
-                            .values()
-                            .filter_map(|s| s.get(message).map(String::as_str)),
-                    );
+                    texts.extend(strings.values().filter_map(|s| s.get(message).map(String::as_str)));
                     if texts.iter().all(|t| !t.contains("%@")) {
-                        report.warn(f, format!("changeMessage of `{key}` has no %@; the lock screen shows a generic message"));
+                        report.warn(
+                            f,
+                            format!("changeMessage of `{key}` has no %@; the lock screen shows a generic message"),
+                        );
                     }
                 }
             }
         }
     }
-    for barcode in pass
-        .get("barcodes")
-        .and_then(|v| v.as_array())
-        .into_iter()
-        .flatten()
-    {
+    for barcode in pass.get("barcodes").and_then(|v| v.as_array()).into_iter().flatten() {
         if barcode.get("message").and_then(|v| v.as_str()).is_none() {
             report.error(f, "a barcode has no message");
         }
-        if barcode
-            .get("messageEncoding")
-            .and_then(|v| v.as_str())
-            .is_none()
-        {
+        if barcode.get("messageEncoding").and_then(|v| v.as_str()).is_none() {
             report.error(f, "a barcode has no messageEncoding (iso-8859-1 is usual)");
         }
     }
@@ -421,14 +323,8 @@ fn check_images(files: &BTreeMap<String, Vec<u8>>, report: &mut Report) {
     for (name, data) in files {
         let file_name = name.rsplit('/').next().unwrap_or(name);
         if !file_name.ends_with(".png") {
-            if [".jpg", ".jpeg", ".gif"]
-                .iter()
-                .any(|x| file_name.to_ascii_lowercase().ends_with(x))
-            {
-                report.error(
-                    Some(name),
-                    "is not a PNG; Wallet ignores other image formats",
-                );
+            if [".jpg", ".jpeg", ".gif"].iter().any(|x| file_name.to_ascii_lowercase().ends_with(x)) {
+                report.error(Some(name), "is not a PNG; Wallet ignores other image formats");
             }
             continue;
         }
@@ -440,27 +336,16 @@ fn check_images(files: &BTreeMap<String, Vec<u8>>, report: &mut Report) {
             if let Some((pw, ph)) = image_points(base) {
                 let (ew, eh) = (pw * scale, ph * scale);
                 if base == "icon" && (w, h) != (ew, eh) {
-                    report.warn(
-                        Some(name),
-                        format!("is {w}x{h} px; Apple's size is {ew}x{eh}"),
-                    );
+                    report.warn(Some(name), format!("is {w}x{h} px; Apple's size is {ew}x{eh}"));
                 } else if base != "icon" && (w > ew || h > eh) {
-                    report.warn(
-                        Some(name),
-                        format!("is {w}x{h} px, larger than Apple's {ew}x{eh}; Wallet crops it"),
-                    );
+                    report.warn(Some(name), format!("is {w}x{h} px, larger than Apple's {ew}x{eh}; Wallet crops it"));
                 }
             }
         }
     }
 }
 
-fn check_signature(
-    signature: &[u8],
-    manifest: &[u8],
-    pass: Option<&serde_json::Value>,
-    report: &mut Report,
-) {
+fn check_signature(signature: &[u8], manifest: &[u8], pass: Option<&serde_json::Value>, report: &mut Report) {
     let f = Some("signature");
     let pkcs7 = match Pkcs7::from_der(signature) {
         Ok(p) => p,
@@ -471,22 +356,13 @@ fn check_signature(
     };
     let empty = Stack::<X509>::new().expect("allocating an empty stack");
     let store = X509StoreBuilder::new().expect("allocating a store").build();
-    if pkcs7
-        .verify(
-            &empty,
-            &store,
-            Some(manifest),
-            None,
-            Pkcs7Flags::BINARY | Pkcs7Flags::NOVERIFY,
-        )
-        .is_err()
-    {
-        report.error(f, "does not verify over manifest.json (the manifest was changed, or the signature is not detached)");
+    if pkcs7.verify(&empty, &store, Some(manifest), None, Pkcs7Flags::BINARY | Pkcs7Flags::NOVERIFY).is_err() {
+        report.error(
+            f,
+            "does not verify over manifest.json (the manifest was changed, or the signature is not detached)",
+        );
     }
-    if !signature
-        .windows(SIGNING_TIME_OID.len())
-        .any(|w| w == SIGNING_TIME_OID)
-    {
+    if !signature.windows(SIGNING_TIME_OID.len()).any(|w| w == SIGNING_TIME_OID) {
         report.error(f, "has no signingTime attribute, which Wallet requires");
     }
     let signer = match pkcs7.signers(&empty, Pkcs7Flags::empty()) {
@@ -509,19 +385,13 @@ fn check_signature(
     if signer.not_after() < now {
         report.error(
             f,
-            format!(
-                "the pass certificate expired on {}; renew it in the Apple Developer portal",
-                signer.not_after()
-            ),
+            format!("the pass certificate expired on {}; renew it in the Apple Developer portal", signer.not_after()),
         );
     }
     if let Some(pass) = pass {
         let field = |k: &str| pass.get(k).and_then(|v| v.as_str()).map(str::to_string);
         if uid.is_none() {
-            report.error(
-                f,
-                "the signer certificate has no UID, so it is not a Pass Type ID certificate",
-            );
+            report.error(f, "the signer certificate has no UID, so it is not a Pass Type ID certificate");
         } else if field("passTypeIdentifier") != uid {
             report.error(
                 Some("pass.json"),
@@ -551,22 +421,19 @@ fn check_signature(
         .unwrap_or_default();
     let issuer = carried.iter().find(|c| {
         c.subject_name().to_der().ok() == signer.issuer_name().to_der().ok()
-            && signer
-                .verify(&c.public_key().expect("public key"))
-                .unwrap_or(false)
+            && signer.verify(&c.public_key().expect("public key")).unwrap_or(false)
     });
     let Some(issuer) = issuer else {
-        report.error(f, "does not carry the intermediate that issued the pass certificate (Apple WWDR G4); add it to the signature");
+        report.error(
+            f,
+            "does not carry the intermediate that issued the pass certificate (Apple WWDR G4); add it to the signature",
+        );
         return;
     };
     if issuer.not_after() < now {
         report.error(
             f,
-            format!(
-                "the intermediate {} expired on {}; use Apple WWDR G4",
-                subject_cn(issuer),
-                issuer.not_after()
-            ),
+            format!("the intermediate {} expired on {}; use Apple WWDR G4", subject_cn(issuer), issuer.not_after()),
         );
     }
     match wwdr_generation(issuer) {
@@ -577,8 +444,7 @@ fn check_signature(
 }
 
 fn subject_cn(cert: &X509) -> String {
-    name_entry(cert.subject_name(), Nid::COMMONNAME)
-        .unwrap_or_else(|| "an unnamed certificate".into())
+    name_entry(cert.subject_name(), Nid::COMMONNAME).unwrap_or_else(|| "an unnamed certificate".into())
 }
 
 /// `Some("G4")` etc. for Apple's Worldwide Developer Relations intermediates (G1 has no OU), `None` for
@@ -589,14 +455,12 @@ pub fn wwdr_generation(cert: &X509) -> Option<&'static str> {
     if !cn.contains("Apple Worldwide Developer Relations") || org != "Apple Inc." {
         return None;
     }
-    Some(
-        match name_entry(cert.subject_name(), Nid::ORGANIZATIONALUNITNAME).as_deref() {
-            Some("G4") => "G4",
-            Some("G3") => "G3",
-            Some("G2") => "G2",
-            Some("G5") => "G5",
-            Some("G6") => "G6",
-            _ => "G1",
-        },
-    )
+    Some(match name_entry(cert.subject_name(), Nid::ORGANIZATIONALUNITNAME).as_deref() {
+        Some("G4") => "G4",
+        Some("G3") => "G3",
+        Some("G2") => "G2",
+        Some("G5") => "G5",
+        Some("G6") => "G6",
+        _ => "G1",
+    })
 }

@@ -58,11 +58,7 @@ pub fn sha1_hex(data: &[u8]) -> String {
 }
 
 impl PassBuilder {
-    pub fn new(
-        identity: Arc<SigningIdentity>,
-        program: Arc<Program>,
-        web_service_url: &str,
-    ) -> PassBuilder {
+    pub fn new(identity: Arc<SigningIdentity>, program: Arc<Program>, web_service_url: &str) -> PassBuilder {
         let built_at = dos_time(crate::time_fmt::now_unix());
         let tiers = program
             .tier_names()
@@ -70,28 +66,13 @@ impl PassBuilder {
                 let files = program.static_files(tier);
                 let mut manifest_prefix = String::from("{");
                 for (name, data) in &files {
-                    let _ = write!(
-                        manifest_prefix,
-                        "{}:\"{}\",",
-                        serde_json::Value::from(name.as_str()),
-                        sha1_hex(data)
-                    );
+                    let _ =
+                        write!(manifest_prefix, "{}:\"{}\",", serde_json::Value::from(name.as_str()), sha1_hex(data));
                 }
-                (
-                    tier.to_string(),
-                    TierBundle {
-                        entries: StaticEntries::new(&files, built_at),
-                        manifest_prefix,
-                    },
-                )
+                (tier.to_string(), TierBundle { entries: StaticEntries::new(&files, built_at), manifest_prefix })
             })
             .collect();
-        PassBuilder {
-            identity,
-            program,
-            web_service_url: web_service_url.to_string(),
-            tiers,
-        }
+        PassBuilder { identity, program, web_service_url: web_service_url.to_string(), tiers }
     }
 
     pub fn identity(&self) -> &SigningIdentity {
@@ -104,10 +85,7 @@ impl PassBuilder {
 
     /// Renders the pass.json of a member (also used by tests and `inspect`'s callers).
     pub fn render_pass_json(&self, data: &PassData<'_>) -> Result<String, PassError> {
-        let tier = self
-            .program
-            .tier(data.tier)
-            .ok_or_else(|| PassError::UnknownTier(data.tier.to_string()))?;
+        let tier = self.program.tier(data.tier).ok_or_else(|| PassError::UnknownTier(data.tier.to_string()))?;
         let ctx = PassContext {
             pass: PassFields {
                 pass_type_identifier: &self.identity.pass_type_id,
@@ -132,27 +110,16 @@ impl PassBuilder {
 
     /// The signed .pkpass bytes of a member.
     pub fn build(&self, data: &PassData<'_>) -> Result<Vec<u8>, PassError> {
-        let bundle = self
-            .tiers
-            .get(data.tier)
-            .ok_or_else(|| PassError::UnknownTier(data.tier.to_string()))?;
+        let bundle = self.tiers.get(data.tier).ok_or_else(|| PassError::UnknownTier(data.tier.to_string()))?;
         let pass_json = self.render_pass_json(data)?;
         let mut manifest = String::with_capacity(bundle.manifest_prefix.len() + 64);
         manifest.push_str(&bundle.manifest_prefix);
-        let _ = write!(
-            manifest,
-            "\"pass.json\":\"{}\"}}",
-            sha1_hex(pass_json.as_bytes())
-        );
+        let _ = write!(manifest, "\"pass.json\":\"{}\"}}", sha1_hex(pass_json.as_bytes()));
         let signature = self.sign(manifest.as_bytes())?;
         let time = dos_time(data.modified_at);
         Ok(write_archive(
             &bundle.entries,
-            &[
-                ("pass.json", pass_json.as_bytes()),
-                ("manifest.json", manifest.as_bytes()),
-                ("signature", &signature),
-            ],
+            &[("pass.json", pass_json.as_bytes()), ("manifest.json", manifest.as_bytes()), ("signature", &signature)],
             time,
         ))
     }

@@ -19,14 +19,7 @@ impl StaticEntries {
             let offset = s.local.len() as u32;
             let crc = crc32fast::hash(data);
             write_local(&mut s.local, name, data, crc, dos_time);
-            write_central(
-                &mut s.central,
-                name,
-                data.len() as u32,
-                crc,
-                dos_time,
-                offset,
-            );
+            write_central(&mut s.central, name, data.len() as u32, crc, dos_time, offset);
             s.count += 1;
         }
         s
@@ -42,15 +35,8 @@ impl StaticEntries {
 }
 
 /// Builds one archive: the static entries, then `extra` files, then the central directory.
-pub fn write_archive(
-    statics: &StaticEntries,
-    extra: &[(&str, &[u8])],
-    dos_time: (u16, u16),
-) -> Vec<u8> {
-    let extra_len: usize = extra
-        .iter()
-        .map(|(n, d)| 2 * (46 + n.len()) + d.len())
-        .sum();
+pub fn write_archive(statics: &StaticEntries, extra: &[(&str, &[u8])], dos_time: (u16, u16)) -> Vec<u8> {
+    let extra_len: usize = extra.iter().map(|(n, d)| 2 * (46 + n.len()) + d.len()).sum();
     let mut out = Vec::with_capacity(statics.local.len() + statics.central.len() + extra_len + 22);
     out.extend_from_slice(&statics.local);
     let mut central = Vec::with_capacity(statics.central.len() + extra.len() * 80);
@@ -93,14 +79,7 @@ fn write_local(out: &mut Vec<u8>, name: &str, data: &[u8], crc: u32, (time, date
     out.extend_from_slice(data);
 }
 
-fn write_central(
-    out: &mut Vec<u8>,
-    name: &str,
-    size: u32,
-    crc: u32,
-    (time, date): (u16, u16),
-    offset: u32,
-) {
+fn write_central(out: &mut Vec<u8>, name: &str, size: u32, crc: u32, (time, date): (u16, u16), offset: u32) {
     out.extend_from_slice(&0x0201_4b50u32.to_le_bytes());
     // Made by Unix (3), spec 2.0; then needed version, flags, method 0 (stored), time, date.
     for v in [0x0314u16, VERSION, FLAGS, 0, time, date] {
@@ -120,8 +99,7 @@ fn write_central(
 
 /// MS-DOS (time, date) of a unix time, as ZIP headers store it (UTC, two-second resolution).
 pub fn dos_time(unix: i64) -> (u16, u16) {
-    let t =
-        time::OffsetDateTime::from_unix_timestamp(unix).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let t = time::OffsetDateTime::from_unix_timestamp(unix).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     let year = (t.year().clamp(1980, 2107) - 1980) as u16;
     let date = (year << 9) | ((t.month() as u16) << 5) | t.day() as u16;
     let time = ((t.hour() as u16) << 11) | ((t.minute() as u16) << 5) | (t.second() as u16 / 2);
@@ -138,51 +116,22 @@ mod tests {
         let statics = StaticEntries::new(
             &[
                 ("icon.png".into(), vec![1, 2, 3]),
-                (
-                    "th.lproj/pass.strings".into(),
-                    "\"a\" = \"ก\";".as_bytes().to_vec(),
-                ),
+                ("th.lproj/pass.strings".into(), "\"a\" = \"ก\";".as_bytes().to_vec()),
             ],
             dos_time(1_795_334_400),
         );
-        let bytes = write_archive(
-            &statics,
-            &[("pass.json", b"{}"), ("signature", &[0xde, 0xad])],
-            dos_time(1_795_334_400),
-        );
+        let bytes =
+            write_archive(&statics, &[("pass.json", b"{}"), ("signature", &[0xde, 0xad])], dos_time(1_795_334_400));
         let mut archive = ::zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
         assert_eq!(archive.len(), 4);
-        let mut names: Vec<String> = archive
-            .file_names()
-            .map(|n| n.unwrap().to_string())
-            .collect();
+        let mut names: Vec<String> = archive.file_names().map(|n| n.unwrap().to_string()).collect();
         names.sort();
-        assert_eq!(
-            names,
-            [
-                "icon.png",
-                "pass.json",
-                "signature",
-                "th.lproj/pass.strings"
-            ]
-        );
+        assert_eq!(names, ["icon.png", "pass.json", "signature", "th.lproj/pass.strings"]);
         let mut content = Vec::new();
-        archive
-            .by_name("th.lproj/pass.strings")
-            .unwrap()
-            .read_to_end(&mut content)
-            .unwrap();
+        archive.by_name("th.lproj/pass.strings").unwrap().read_to_end(&mut content).unwrap();
         assert_eq!(content, "\"a\" = \"ก\";".as_bytes());
         let entry = archive.by_name("pass.json").unwrap();
         let modified = entry.last_modified().unwrap();
-        assert_eq!(
-            (
-                modified.year(),
-                modified.month(),
-                modified.day(),
-                modified.hour()
-            ),
-            (2026, 11, 22, 8)
-        );
+        assert_eq!((modified.year(), modified.month(), modified.day(), modified.hour()), (2026, 11, 22, 8));
     }
 }

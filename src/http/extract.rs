@@ -23,18 +23,11 @@ impl FromRequestParts<AppState> for AdminAuth {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         match bearer(parts) {
-            Some(token)
-                if constant_time_eq(
-                    token.as_bytes(),
-                    state.secrets.admin_token.expose().as_bytes(),
-                ) =>
-            {
+            Some(token) if constant_time_eq(token.as_bytes(), state.secrets.admin_token.expose().as_bytes()) => {
                 Ok(AdminAuth)
             }
             Some(_) => Err(ApiError::Unauthorized("the admin token is wrong")),
-            None => Err(ApiError::Unauthorized(
-                "send the admin token as Authorization: Bearer <token>",
-            )),
+            None => Err(ApiError::Unauthorized("send the admin token as Authorization: Bearer <token>")),
         }
     }
 }
@@ -53,10 +46,7 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
         let bytes = read_json_body(req, ADMIN_BODY_LIMIT).await?;
         match parse_json(&bytes)? {
             serde_json::Value::Object(map) => Ok(JsonObject(map)),
-            _ => Err(ApiError::validation(vec![FieldError::new(
-                "body",
-                "must be a JSON object",
-            )])),
+            _ => Err(ApiError::validation(vec![FieldError::new("body", "must be a JSON object")])),
         }
     }
 }
@@ -64,32 +54,18 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
 /// Reads a body that claims (or does not deny) to be JSON, up to `limit` bytes.
 pub async fn read_json_body(req: Request, limit: usize) -> Result<Bytes, ApiError> {
     if let Some(content_type) = req.headers().get(header::CONTENT_TYPE) {
-        let ct = content_type
-            .to_str()
-            .unwrap_or("")
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
+        let ct = content_type.to_str().unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
         if ct != "application/json" && !ct.ends_with("+json") {
-            return Err(ApiError::UnsupportedMediaType(
-                "send the body as JSON with Content-Type: application/json",
-            ));
+            return Err(ApiError::UnsupportedMediaType("send the body as JSON with Content-Type: application/json"));
         }
     }
-    axum::body::to_bytes(req.into_body(), limit)
-        .await
-        .map_err(|e| {
-            if e.into_inner()
-                .downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                ApiError::PayloadTooLarge(format!("the body is larger than {} KiB", limit / 1024))
-            } else {
-                ApiError::InvalidJson("the body could not be read".into())
-            }
-        })
+    axum::body::to_bytes(req.into_body(), limit).await.map_err(|e| {
+        if e.into_inner().downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            ApiError::PayloadTooLarge(format!("the body is larger than {} KiB", limit / 1024))
+        } else {
+            ApiError::InvalidJson("the body could not be read".into())
+        }
+    })
 }
 
 pub fn parse_json(bytes: &[u8]) -> Result<serde_json::Value, ApiError> {

@@ -36,9 +36,7 @@ impl Secrets {
             None => Secret::new(store.secret_or_generate("admin_token", generate).await?),
         };
         let webhook_secrets = if settings.webhook_secrets.is_empty() {
-            vec![Secret::new(
-                store.secret_or_generate("webhook_secret", generate).await?,
-            )]
+            vec![Secret::new(store.secret_or_generate("webhook_secret", generate).await?)]
         } else {
             settings.webhook_secrets.clone()
         };
@@ -46,11 +44,7 @@ impl Secrets {
             Some(s) => s.clone(),
             None => Secret::new(store.secret_or_generate("staff_token", generate).await?),
         };
-        Ok(Secrets {
-            admin_token,
-            webhook_secrets,
-            staff_token,
-        })
+        Ok(Secrets { admin_token, webhook_secrets, staff_token })
     }
 }
 
@@ -78,11 +72,7 @@ impl AppState {
             .map_err(|e| anyhow::anyhow!("TESSERA_DATABASE_URL: cannot open the database: {e}"))?;
         store.migrate().await?;
         let secrets = Secrets::resolve(&settings, &store).await?;
-        let passes = PassBuilder::new(
-            Arc::new(identity),
-            Arc::new(program),
-            settings.web_service_url(),
-        );
+        let passes = PassBuilder::new(Arc::new(identity), Arc::new(program), settings.web_service_url());
         Ok(AppState {
             settings: Arc::new(settings),
             store,
@@ -99,38 +89,25 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route(
             "/api/v1/members/{member_id}",
-            get(crate::members::get_member)
-                .put(crate::members::put_member)
-                .delete(crate::members::delete_member),
+            get(crate::members::get_member).put(crate::members::put_member).delete(crate::members::delete_member),
         )
         .route("/m/{public_id}", get(crate::pages::member_page))
-        .route(
-            "/m/{public_id}/pass.pkpass",
-            get(crate::pages::download_pass),
-        )
+        .route("/m/{public_id}/pass.pkpass", get(crate::pages::download_pass))
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .fallback(|| async { ApiError::not_found("no such endpoint") });
     let prefix = state.settings.public_path().to_string();
-    let app = if prefix.is_empty() {
-        routes
-    } else {
-        Router::new()
-            .nest(&prefix, routes)
-            .route("/healthz", get(healthz))
-    };
-    app.layer(middleware::from_fn_with_state(state.clone(), observe))
-        .with_state(state)
+    let app =
+        if prefix.is_empty() { routes } else { Router::new().nest(&prefix, routes).route("/healthz", get(healthz)) };
+    app.layer(middleware::from_fn_with_state(state.clone(), observe)).with_state(state)
 }
 
 /// One span per request, and the request counters.
 async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".into());
-    let span = tracing::info_span!("request", method = %request.method(), route = %route, status = tracing::field::Empty);
+    let route =
+        request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
+    let span =
+        tracing::info_span!("request", method = %request.method(), route = %route, status = tracing::field::Empty);
     let response = next.run(request).instrument(span.clone()).await;
     let status = response.status().as_u16();
     span.record("status", status);
@@ -142,11 +119,7 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
 
 async fn healthz(State(state): State<AppState>) -> Response {
     match state.store.ping().await {
-        Ok(()) => (
-            StatusCode::OK,
-            axum::Json(serde_json::json!({"status": "ok"})),
-        )
-            .into_response(),
+        Ok(()) => (StatusCode::OK, axum::Json(serde_json::json!({"status": "ok"}))).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "health check: database unreachable");
             ApiError::NotConfigured("the database is unreachable".into()).into_response()
@@ -155,11 +128,7 @@ async fn healthz(State(state): State<AppState>) -> Response {
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response()
 }
 
 /// A bound, ready server: tests start it on port 0 and read `local_addr`.
@@ -171,19 +140,20 @@ pub struct Application {
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         let listen = settings.listen;
-        let state = AppState::build(settings).await?;
         let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
-            anyhow::anyhow!(
-                "TESSERA_LISTEN: cannot listen on {listen}: {e}; choose a free address and port"
-            )
+            anyhow::anyhow!("TESSERA_LISTEN: cannot listen on {listen}: {e}; choose a free address and port")
         })?;
+        Self::with_listener(settings, listener).await
+    }
+
+    /// Serves on a listener bound by the caller (tests bind port 0 first, to know the public URL).
+    pub async fn with_listener(settings: Settings, listener: tokio::net::TcpListener) -> anyhow::Result<Application> {
+        let state = AppState::build(settings).await?;
         Ok(Application { listener, state })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .expect("a bound listener has an address")
+        self.listener.local_addr().expect("a bound listener has an address")
     }
 
     pub fn state(&self) -> &AppState {
@@ -196,9 +166,7 @@ impl Application {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let app = router(self.state.clone());
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await?;
         self.state.store.close().await;
         Ok(())
     }

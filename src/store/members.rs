@@ -81,11 +81,9 @@ fn member_from_row(row: &AnyRow) -> Result<MemberRecord, sqlx::Error> {
 /// Moves the global pass update tag; the counter row stays locked until commit, so tags follow commit
 /// order on every back end.
 pub(crate) async fn next_update_tag(tx: &mut Transaction<'static, Any>) -> StoreResult<i64> {
-    let row = sqlx::query(
-        "UPDATE counters SET value = value + 1 WHERE name = 'pass_update_tag' RETURNING value",
-    )
-    .fetch_one(&mut **tx)
-    .await?;
+    let row = sqlx::query("UPDATE counters SET value = value + 1 WHERE name = 'pass_update_tag' RETURNING value")
+        .fetch_one(&mut **tx)
+        .await?;
     Ok(row.try_get(0)?)
 }
 
@@ -98,36 +96,24 @@ pub(crate) async fn touch_pass(
     now: i64,
 ) -> StoreResult<()> {
     let tag = next_update_tag(tx).await?;
-    sqlx::query(
-        "UPDATE apple_passes SET update_tag = $1, modified_at = $2 WHERE serial_number = $3",
-    )
-    .bind(tag)
-    .bind(now.max(previous_modified + 1))
-    .bind(serial)
-    .execute(&mut **tx)
-    .await?;
+    sqlx::query("UPDATE apple_passes SET update_tag = $1, modified_at = $2 WHERE serial_number = $3")
+        .bind(tag)
+        .bind(now.max(previous_modified + 1))
+        .bind(serial)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 
 impl Store {
-    pub async fn member(
-        &self,
-        program: &str,
-        member_id: &str,
-    ) -> StoreResult<Option<MemberRecord>> {
+    pub async fn member(&self, program: &str, member_id: &str) -> StoreResult<Option<MemberRecord>> {
         let sql = format!(
             "SELECT {MEMBER_COLUMNS} FROM members m JOIN apple_passes p ON p.program = m.program AND p.member_id = m.member_id \
              WHERE m.program = $1 AND m.member_id = $2"
         );
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(program)
-            .bind(member_id)
-            .fetch_optional(&self.reader)
-            .await?;
-        row.as_ref()
-            .map(member_from_row)
-            .transpose()
-            .map_err(StoreError::from)
+        let row =
+            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(program).bind(member_id).fetch_optional(&self.reader).await?;
+        row.as_ref().map(member_from_row).transpose().map_err(StoreError::from)
     }
 
     pub async fn member_by_public_id(&self, public_id: &str) -> StoreResult<Option<MemberRecord>> {
@@ -135,14 +121,8 @@ impl Store {
             "SELECT {MEMBER_COLUMNS} FROM members m JOIN apple_passes p ON p.program = m.program AND p.member_id = m.member_id \
              WHERE m.public_id = $1"
         );
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(public_id)
-            .fetch_optional(&self.reader)
-            .await?;
-        row.as_ref()
-            .map(member_from_row)
-            .transpose()
-            .map_err(StoreError::from)
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(public_id).fetch_optional(&self.reader).await?;
+        row.as_ref().map(member_from_row).transpose().map_err(StoreError::from)
     }
 
     async fn member_in(
@@ -154,15 +134,8 @@ impl Store {
             "SELECT {MEMBER_COLUMNS} FROM members m JOIN apple_passes p ON p.program = m.program AND p.member_id = m.member_id \
              WHERE m.program = $1 AND m.member_id = $2"
         );
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(program)
-            .bind(member_id)
-            .fetch_optional(&mut **tx)
-            .await?;
-        row.as_ref()
-            .map(member_from_row)
-            .transpose()
-            .map_err(StoreError::from)
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(program).bind(member_id).fetch_optional(&mut **tx).await?;
+        row.as_ref().map(member_from_row).transpose().map_err(StoreError::from)
     }
 
     /// Creates or replaces a member (reinstating a retired one). A visible change moves the pass's update
@@ -218,19 +191,13 @@ impl Store {
         };
         let record = Self::member_in(&mut tx, program, member_id)
             .await?
-            .ok_or_else(|| {
-                StoreError::Corrupt(format!("member {member_id} missing after upsert"))
-            })?;
+            .ok_or_else(|| StoreError::Corrupt(format!("member {member_id} missing after upsert")))?;
         tx.commit().await?;
         Ok((record, outcome))
     }
 
     /// Retires a member and voids its pass. Idempotent: retiring a retired member changes nothing.
-    pub async fn retire_member(
-        &self,
-        program: &str,
-        member_id: &str,
-    ) -> StoreResult<Option<MemberRecord>> {
+    pub async fn retire_member(&self, program: &str, member_id: &str) -> StoreResult<Option<MemberRecord>> {
         let now = crate::time_fmt::now_unix();
         let mut tx = self.writer.begin().await?;
         let Some(existing) = Self::member_in(&mut tx, program, member_id).await? else {

@@ -35,18 +35,10 @@ pub struct Store {
     sqlite: bool,
 }
 
-const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../../migrations/sqlite/0001_init.sql"),
-)];
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("../../migrations/sqlite/0001_init.sql"))];
 
 fn migrator(sqlite: bool) -> Migrator {
-    let source = if sqlite {
-        SQLITE_MIGRATIONS
-    } else {
-        SQLITE_MIGRATIONS
-    };
+    let source = if sqlite { SQLITE_MIGRATIONS } else { SQLITE_MIGRATIONS };
     let migrations = source
         .iter()
         .map(|(version, description, sql)| {
@@ -75,9 +67,7 @@ impl Store {
                 format!("{url}?mode=rwc")
             };
             let options = AnyConnectOptions::from_str(&url)?;
-            fn pragmas(
-                conn: &mut sqlx::AnyConnection,
-            ) -> futures_core::future::BoxFuture<'_, Result<(), sqlx::Error>> {
+            fn pragmas(conn: &mut sqlx::AnyConnection) -> futures_core::future::BoxFuture<'_, Result<(), sqlx::Error>> {
                 Box::pin(async move {
                     // WAL lets readers run beside the writer; FULL syncs each commit so an answered
                     // request survives a crash of the machine, not only of the process.
@@ -100,22 +90,11 @@ impl Store {
                 .after_connect(move |conn, _| pragmas(conn))
                 .connect_with(options)
                 .await?;
-            Ok(Store {
-                writer,
-                reader,
-                sqlite: true,
-            })
+            Ok(Store { writer, reader, sqlite: true })
         } else {
-            let pool = AnyPoolOptions::new()
-                .max_connections(16)
-                .acquire_timeout(Duration::from_secs(30))
-                .connect(url)
-                .await?;
-            Ok(Store {
-                writer: pool.clone(),
-                reader: pool,
-                sqlite: false,
-            })
+            let pool =
+                AnyPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(30)).connect(url).await?;
+            Ok(Store { writer: pool.clone(), reader: pool, sqlite: false })
         }
     }
 
@@ -135,11 +114,7 @@ impl Store {
 
     /// The secret `name`, made by `generate` and stored on first use. Every instance gets the same value:
     /// the first insert wins.
-    pub async fn secret_or_generate(
-        &self,
-        name: &str,
-        generate: impl FnOnce() -> String,
-    ) -> StoreResult<String> {
+    pub async fn secret_or_generate(&self, name: &str, generate: impl FnOnce() -> String) -> StoreResult<String> {
         if let Some(value) = self.secret(name).await? {
             return Ok(value);
         }
@@ -149,16 +124,12 @@ impl Store {
             .bind(crate::time_fmt::now_unix())
             .execute(&self.writer)
             .await?;
-        self.secret(name)
-            .await?
-            .ok_or_else(|| StoreError::Corrupt(format!("secret {name} vanished after insert")))
+        self.secret(name).await?.ok_or_else(|| StoreError::Corrupt(format!("secret {name} vanished after insert")))
     }
 
     pub async fn secret(&self, name: &str) -> StoreResult<Option<String>> {
-        let row = sqlx::query("SELECT value FROM secrets WHERE name = $1")
-            .bind(name)
-            .fetch_optional(&self.writer)
-            .await?;
+        let row =
+            sqlx::query("SELECT value FROM secrets WHERE name = $1").bind(name).fetch_optional(&self.writer).await?;
         Ok(match row {
             Some(row) => Some(row.try_get::<String, _>(0)?),
             None => None,
@@ -172,9 +143,7 @@ impl Store {
         )
         .fetch_all(&self.reader)
         .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
-            .collect()
+        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))).collect()
     }
 
     pub async fn close(&self) {
