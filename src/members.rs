@@ -9,7 +9,7 @@ use unicode_normalization::UnicodeNormalization;
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::http::AppState;
 use crate::http::extract::{AdminAuth, JsonObject};
-use crate::store::{MemberChange, MemberRecord, UpsertOutcome};
+use crate::store::{DeviceRecord, MemberChange, MemberRecord, UpsertOutcome};
 use crate::templates::Program;
 
 pub const MAX_POINTS: i64 = 1_000_000_000_000;
@@ -177,7 +177,18 @@ pub fn links(public_url: &str, record: &MemberRecord) -> Links {
 }
 
 /// The member JSON of the spec. Push tokens and authentication tokens are never shown.
-pub fn member_json(public_url: &str, record: &MemberRecord) -> Value {
+pub fn member_json(public_url: &str, record: &MemberRecord, devices: &[DeviceRecord]) -> Value {
+    let devices: Vec<Value> = devices
+        .iter()
+        .map(|d| {
+            json!({
+                "registered_at": crate::time_fmt::rfc3339(d.registered_at),
+                "last_push_at": d.last_push_at.map(crate::time_fmt::rfc3339),
+                "last_push_result": d.last_push_result,
+                "last_push_reason": d.last_push_reason,
+            })
+        })
+        .collect();
     let links = links(public_url, record);
     let attributes: Value = serde_json::from_str(&record.attributes).unwrap_or_else(|_| json!({}));
     json!({
@@ -195,9 +206,14 @@ pub fn member_json(public_url: &str, record: &MemberRecord) -> Value {
         "apple": {
             "serial_number": record.serial_number,
             "voided": record.voided,
-            "devices": [],
+            "devices": devices,
         },
     })
+}
+
+async fn member_json_with_devices(state: &AppState, record: &MemberRecord) -> ApiResult<Value> {
+    let devices = state.store.devices_of(&record.serial_number).await?;
+    Ok(member_json(&state.settings.public_url, record, &devices))
 }
 
 /// The member ID from the path, checked.
@@ -225,7 +241,7 @@ pub async fn put_member(
         .upsert_member(&state.settings.program, &member_id, &change, (&identity.pass_type_id, &identity.team_id))
         .await?;
     let status = if outcome == UpsertOutcome::Created { StatusCode::CREATED } else { StatusCode::OK };
-    Ok((status, Json(member_json(&state.settings.public_url, &record))))
+    Ok((status, Json(member_json_with_devices(&state, &record).await?)))
 }
 
 pub async fn get_member(
@@ -239,7 +255,7 @@ pub async fn get_member(
         .member(&state.settings.program, &member_id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no member {member_id}")))?;
-    Ok(Json(member_json(&state.settings.public_url, &record)))
+    Ok(Json(member_json_with_devices(&state, &record).await?))
 }
 
 #[tracing::instrument(name = "retire member", skip_all, fields(member_id = tracing::field::Empty))]
@@ -255,7 +271,7 @@ pub async fn delete_member(
         .retire_member(&state.settings.program, &member_id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no member {member_id}")))?;
-    Ok(Json(member_json(&state.settings.public_url, &record)))
+    Ok(Json(member_json_with_devices(&state, &record).await?))
 }
 
 #[cfg(test)]

@@ -50,6 +50,13 @@ const LATENCY_BOUNDS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0
 
 pub struct Metrics {
     http_requests: Mutex<BTreeMap<(String, u16), u64>>,
+    webhook_events: Mutex<BTreeMap<&'static str, u64>>,
+    pushes: Mutex<BTreeMap<&'static str, u64>>,
+    /// From the change's commit (the oldest waiting) to APNs answering 200.
+    pub push_latency: Histogram,
+    pub outbox_depth: AtomicU64,
+    /// 1 while APNs refuses our credentials (403).
+    pub apns_forbidden: AtomicU64,
     pub http_duration: Histogram,
     pub passes_built: AtomicU64,
     pub pass_build_failures: AtomicU64,
@@ -60,6 +67,11 @@ impl Default for Metrics {
     fn default() -> Self {
         Metrics {
             http_requests: Mutex::new(BTreeMap::new()),
+            webhook_events: Mutex::new(BTreeMap::new()),
+            pushes: Mutex::new(BTreeMap::new()),
+            push_latency: Histogram::new(LATENCY_BOUNDS),
+            outbox_depth: AtomicU64::new(0),
+            apns_forbidden: AtomicU64::new(0),
             http_duration: Histogram::new(LATENCY_BOUNDS),
             passes_built: AtomicU64::new(0),
             pass_build_failures: AtomicU64::new(0),
@@ -74,6 +86,14 @@ impl Metrics {
         *map.entry((route.to_string(), status)).or_default() += 1;
         drop(map);
         self.http_duration.observe(seconds);
+    }
+
+    pub fn webhook_event(&self, result: &'static str) {
+        *self.webhook_events.lock().unwrap_or_else(|p| p.into_inner()).entry(result).or_default() += 1;
+    }
+
+    pub fn push(&self, result: &'static str) {
+        *self.pushes.lock().unwrap_or_else(|p| p.into_inner()).entry(result).or_default() += 1;
     }
 
     pub fn render(&self) -> String {
@@ -104,6 +124,30 @@ impl Metrics {
             &mut out,
             "tessera_pass_build_duration_seconds",
             "Time to render, sign and zip one pass.",
+        );
+        let _ = writeln!(
+            out,
+            "# HELP tessera_webhook_events_total Ledger events by result.\n# TYPE tessera_webhook_events_total counter"
+        );
+        for (result, n) in self.webhook_events.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            let _ = writeln!(out, "tessera_webhook_events_total{{result=\"{result}\"}} {n}");
+        }
+        let _ =
+            writeln!(out, "# HELP tessera_pushes_total APNs pushes by result.\n# TYPE tessera_pushes_total counter");
+        for (result, n) in self.pushes.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            let _ = writeln!(out, "tessera_pushes_total{{result=\"{result}\"}} {n}");
+        }
+        let _ = writeln!(out, "# HELP tessera_outbox_depth Push jobs waiting.\n# TYPE tessera_outbox_depth gauge");
+        let _ = writeln!(out, "tessera_outbox_depth {}", self.outbox_depth.load(Ordering::Relaxed));
+        let _ = writeln!(
+            out,
+            "# HELP tessera_apns_forbidden 1 while APNs refuses tessera's credentials (403); pushes wait.\n# TYPE tessera_apns_forbidden gauge"
+        );
+        let _ = writeln!(out, "tessera_apns_forbidden {}", self.apns_forbidden.load(Ordering::Relaxed));
+        self.push_latency.render(
+            &mut out,
+            "tessera_webhook_to_push_seconds",
+            "From the committed change to APNs accepting the push.",
         );
         out
     }

@@ -58,6 +58,10 @@ pub struct Settings {
     pub google_issuer_id: Option<String>,
     pub google_service_account: Option<PathBuf>,
     pub google_api_url: String,
+    /// First push retry delay; it doubles per attempt.
+    pub push_retry_base_ms: i64,
+    /// HTTP/2 connections kept open to APNs.
+    pub apns_connections: usize,
 }
 
 /// Every setting: (key, default, what it is). The environment name is `TESSERA_` + the key in capitals.
@@ -83,6 +87,8 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("google_issuer_id", "", "Google Wallet issuer id"),
     ("google_service_account", "", "Google service account JSON key file"),
     ("google_api_url", "https://walletobjects.googleapis.com", "Google Wallet API base URL"),
+    ("push_retry_base_ms", "1000", "first push retry delay in milliseconds; doubles per attempt (cap 5 minutes)"),
+    ("apns_connections", "2", "HTTP/2 connections kept open to APNs (each carries many concurrent pushes)"),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -228,6 +234,14 @@ impl Settings {
             google_issuer_id: opt("google_issuer_id"),
             google_service_account: opt("google_service_account").map(PathBuf::from),
             google_api_url: validate_base_url("google_api_url", &get("google_api_url"))?,
+            push_retry_base_ms: match get("push_retry_base_ms").parse::<i64>() {
+                Ok(ms) if (1..=600_000).contains(&ms) => ms,
+                _ => return Err(bad("push_retry_base_ms", "must be a whole number of milliseconds from 1 to 600000")),
+            },
+            apns_connections: match get("apns_connections").parse::<usize>() {
+                Ok(n) if (1..=64).contains(&n) => n,
+                _ => return Err(bad("apns_connections", "must be a whole number from 1 to 64")),
+            },
         };
         if settings.apns_auth == ApnsAuth::Token && (settings.apns_key.is_none() || settings.apns_key_id.is_none()) {
             return Err(bad(

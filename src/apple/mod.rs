@@ -3,6 +3,7 @@
 pub mod certs;
 pub mod inspect;
 pub mod pass;
+pub mod web_service;
 pub mod zip;
 
 pub use certs::SigningIdentity;

@@ -11,12 +11,17 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
+
 use tracing::Instrument;
 
+use crate::apple::web_service;
 use crate::apple::{PassBuilder, SigningIdentity};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
+use crate::push::apns::Credentials;
+use crate::push::{ApnsClient, PushWorker, WorkerSettings};
+use crate::settings::ApnsAuth;
 use crate::settings::{Secret, Settings};
 use crate::store::Store;
 use crate::templates::Program;
@@ -55,6 +60,7 @@ pub struct AppState {
     pub passes: Arc<PassBuilder>,
     pub secrets: Arc<Secrets>,
     pub metrics: Arc<Metrics>,
+    pub pass_cache: Arc<crate::apple::web_service::PassCache>,
 }
 
 impl AppState {
@@ -79,6 +85,7 @@ impl AppState {
             passes: Arc::new(passes),
             secrets: Arc::new(secrets),
             metrics: Arc::new(Metrics::default()),
+            pass_cache: Default::default(),
         })
     }
 }
@@ -91,6 +98,14 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/members/{member_id}",
             get(crate::members::get_member).put(crate::members::put_member).delete(crate::members::delete_member),
         )
+        .route(
+            "/v1/devices/{device}/registrations/{pass_type}/{serial}",
+            post(web_service::register).delete(web_service::unregister),
+        )
+        .route("/v1/devices/{device}/registrations/{pass_type}", get(web_service::list_updated))
+        .route("/v1/passes/{pass_type}/{serial}", get(web_service::latest_pass))
+        .route("/v1/log", post(web_service::log))
+        .route("/webhooks/ledger", post(crate::ledger::webhook))
         .route("/m/{public_id}", get(crate::pages::member_page))
         .route("/m/{public_id}/pass.pkpass", get(crate::pages::download_pass))
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
@@ -131,10 +146,32 @@ async fn metrics(State(state): State<AppState>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response()
 }
 
-/// A bound, ready server: tests start it on port 0 and read `local_addr`.
+/// A bound, ready server with its push worker: tests start it on port 0 and read `local_addr`.
 pub struct Application {
     listener: tokio::net::TcpListener,
     state: AppState,
+    worker: PushWorker,
+}
+
+/// The APNs client the settings describe, authenticated by the pass certificate or a .p8 token.
+pub fn apns_client(settings: &Settings, identity: &SigningIdentity) -> anyhow::Result<ApnsClient> {
+    let credentials = match settings.apns_auth {
+        ApnsAuth::Certificate => Credentials::Certificate,
+        ApnsAuth::Token => {
+            let key = settings.apns_key.as_deref().expect("validated with the settings");
+            let key_id = settings.apns_key_id.as_deref().expect("validated with the settings");
+            let team = settings.apns_team_id.as_deref().unwrap_or(&identity.team_id);
+            ApnsClient::token_credentials(key, key_id, team)?
+        }
+    };
+    Ok(ApnsClient::new(
+        &settings.apns_url,
+        &identity.pass_type_id,
+        identity,
+        credentials,
+        settings.apns_ca.as_deref(),
+        settings.apns_connections,
+    )?)
 }
 
 impl Application {
@@ -149,7 +186,11 @@ impl Application {
     /// Serves on a listener bound by the caller (tests bind port 0 first, to know the public URL).
     pub async fn with_listener(settings: Settings, listener: tokio::net::TcpListener) -> anyhow::Result<Application> {
         let state = AppState::build(settings).await?;
-        Ok(Application { listener, state })
+        let apns = apns_client(&state.settings, state.passes.identity())?;
+        let worker_settings =
+            WorkerSettings { retry_base_ms: state.settings.push_retry_base_ms, ..WorkerSettings::default() };
+        let worker = PushWorker::new(state.store.clone(), Arc::new(apns), state.metrics.clone(), worker_settings);
+        Ok(Application { listener, state, worker })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -160,14 +201,19 @@ impl Application {
         &self.state
     }
 
-    /// Serves until `shutdown` completes, then finishes in-flight requests.
+    /// Serves and pushes until `shutdown` completes; then finishes the requests in flight, lets the
+    /// worker finish its round (jobs left wait in the database for the next start), and closes the store.
     pub async fn run_until(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        let (stop_worker, stopped) = tokio::sync::watch::channel(false);
+        let worker = tokio::spawn(self.worker.run(stopped));
         let app = router(self.state.clone());
-        axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await?;
+        let served = axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await;
+        let _ = stop_worker.send(true);
+        let _ = worker.await;
         self.state.store.close().await;
-        Ok(())
+        Ok(served?)
     }
 }

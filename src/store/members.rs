@@ -87,8 +87,9 @@ pub(crate) async fn next_update_tag(tx: &mut Transaction<'static, Any>) -> Store
     Ok(row.try_get(0)?)
 }
 
-/// Marks a pass changed: a new update tag and a Last-Modified at least one second after the previous one
-/// (HTTP dates have one-second resolution, and a device must never miss a change).
+/// Marks a pass changed: a new update tag, a Last-Modified at least one second after the previous one
+/// (HTTP dates have one-second resolution, and a device must never miss a change), and a push job for
+/// every device registered for it, all in the caller's transaction.
 pub(crate) async fn touch_pass(
     tx: &mut Transaction<'static, Any>,
     serial: &str,
@@ -102,7 +103,7 @@ pub(crate) async fn touch_pass(
         .bind(serial)
         .execute(&mut **tx)
         .await?;
-    Ok(())
+    super::outbox::enqueue_pushes(tx, serial).await
 }
 
 impl Store {
@@ -116,6 +117,15 @@ impl Store {
         row.as_ref().map(member_from_row).transpose().map_err(StoreError::from)
     }
 
+    pub async fn member_by_serial(&self, serial: &str) -> StoreResult<Option<MemberRecord>> {
+        let sql = format!(
+            "SELECT {MEMBER_COLUMNS} FROM members m JOIN apple_passes p ON p.program = m.program AND p.member_id = m.member_id \
+             WHERE p.serial_number = $1"
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(serial).fetch_optional(&self.reader).await?;
+        row.as_ref().map(member_from_row).transpose().map_err(StoreError::from)
+    }
+
     pub async fn member_by_public_id(&self, public_id: &str) -> StoreResult<Option<MemberRecord>> {
         let sql = format!(
             "SELECT {MEMBER_COLUMNS} FROM members m JOIN apple_passes p ON p.program = m.program AND p.member_id = m.member_id \
@@ -125,7 +135,7 @@ impl Store {
         row.as_ref().map(member_from_row).transpose().map_err(StoreError::from)
     }
 
-    async fn member_in(
+    pub(crate) async fn member_in(
         tx: &mut Transaction<'static, Any>,
         program: &str,
         member_id: &str,
@@ -151,7 +161,7 @@ impl Store {
         let mut tx = self.writer.begin().await?;
         let outcome = match Self::member_in(&mut tx, program, member_id).await? {
             None => {
-                insert_member(&mut tx, program, member_id, change, identity, now).await?;
+                insert_member(&mut tx, program, member_id, change, identity, now, None).await?;
                 UpsertOutcome::Created
             }
             Some(existing) => {
@@ -193,6 +203,9 @@ impl Store {
             .await?
             .ok_or_else(|| StoreError::Corrupt(format!("member {member_id} missing after upsert")))?;
         tx.commit().await?;
+        if outcome != UpsertOutcome::Unchanged {
+            self.changed();
+        }
         Ok((record, outcome))
     }
 
@@ -218,21 +231,25 @@ impl Store {
         }
         let record = Self::member_in(&mut tx, program, member_id).await?;
         tx.commit().await?;
+        if !existing.retired {
+            self.changed();
+        }
         Ok(record)
     }
 }
 
-async fn insert_member(
+pub(crate) async fn insert_member(
     tx: &mut Transaction<'static, Any>,
     program: &str,
     member_id: &str,
     change: &MemberChange,
     (pass_type_id, team_id): (&str, &str),
     now: i64,
+    ledger_sequence: Option<i64>,
 ) -> StoreResult<()> {
     sqlx::query(
-        "INSERT INTO members (program, member_id, public_id, name, tier, points, locale, attributes, retired, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $9)",
+        "INSERT INTO members (program, member_id, public_id, name, tier, points, locale, attributes, retired, created_at, updated_at, ledger_sequence) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $9, $10)",
     )
     .bind(program)
     .bind(member_id)
@@ -243,6 +260,7 @@ async fn insert_member(
     .bind(change.locale.clone())
     .bind(&change.attributes)
     .bind(now)
+    .bind(ledger_sequence)
     .execute(&mut **tx)
     .await?;
     let tag = next_update_tag(tx).await?;

@@ -4,13 +4,23 @@
 //! this avoids busy errors on lock upgrades) while reads use a pool of their own; on PostgreSQL both are
 //! the same pool.
 
+mod ledger;
 mod members;
+mod outbox;
+mod registrations;
 
+pub use ledger::{EventStatus, LedgerEvent};
 pub use members::{MemberChange, MemberRecord, UpsertOutcome};
+pub use outbox::{PushJob, PushOutcome, PushResult};
+pub use registrations::{DeviceRecord, Registered};
 
 use std::borrow::Cow;
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+use tokio::sync::Notify;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -33,9 +43,16 @@ pub struct Store {
     writer: AnyPool,
     reader: AnyPool,
     sqlite: bool,
+    /// Bumped after every commit that changed a pass here; caches compare it to know they are fresh.
+    generation: Arc<AtomicU64>,
+    /// Woken after a commit that may have written push jobs.
+    outbox_signal: Arc<Notify>,
 }
 
-const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("../../migrations/sqlite/0001_init.sql"))];
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("../../migrations/sqlite/0001_init.sql")),
+    (2, "live updates", include_str!("../../migrations/sqlite/0002_live_updates.sql")),
+];
 
 fn migrator(sqlite: bool) -> Migrator {
     let source = if sqlite { SQLITE_MIGRATIONS } else { SQLITE_MIGRATIONS };
@@ -55,6 +72,32 @@ fn migrator(sqlite: bool) -> Migrator {
 }
 
 impl Store {
+    fn new(writer: AnyPool, reader: AnyPool, sqlite: bool) -> Store {
+        Store {
+            writer,
+            reader,
+            sqlite,
+            generation: Arc::new(AtomicU64::new(0)),
+            outbox_signal: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Called after a commit that changed passes: caches go stale and the push worker wakes.
+    pub(crate) fn changed(&self) {
+        self.generation.fetch_add(1, Ordering::Release);
+        self.outbox_signal.notify_one();
+    }
+
+    /// Changes committed through this store so far (a cache stamp).
+    pub fn change_generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Completes when push jobs may be waiting (after a change), or spuriously.
+    pub async fn outbox_changed(&self) {
+        self.outbox_signal.notified().await
+    }
+
     /// Opens the database (creating a SQLite file if missing). Does not migrate.
     pub async fn connect(url: &str) -> StoreResult<Store> {
         sqlx::any::install_default_drivers();
@@ -90,11 +133,11 @@ impl Store {
                 .after_connect(move |conn, _| pragmas(conn))
                 .connect_with(options)
                 .await?;
-            Ok(Store { writer, reader, sqlite: true })
+            Ok(Store::new(writer, reader, true))
         } else {
             let pool =
                 AnyPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(30)).connect(url).await?;
-            Ok(Store { writer: pool.clone(), reader: pool, sqlite: false })
+            Ok(Store::new(pool.clone(), pool, false))
         }
     }
 

@@ -1,0 +1,272 @@
+//! A small APNs client of our own on hyper/h2: long-lived HTTP/2 connections over TLS (OpenSSL), many
+//! concurrent streams each, authenticated by the pass certificate as TLS client certificate or by an ES256
+//! provider token. Knows no database. (a2 cannot be pointed at a test server or send `{}`; see
+//! rust-stack.md.)
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::client::conn::http2::SendRequest;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use openssl::ecdsa::EcdsaSig;
+use openssl::pkey::{PKey, Private};
+use openssl::ssl::{SslConnector, SslMethod};
+use openssl::x509::X509;
+use tokio::sync::Mutex;
+
+use crate::apple::SigningIdentity;
+
+/// How long one push may take, connection included.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Provider tokens are reused for this long (APNs wants 20 to 60 minutes).
+const TOKEN_LIFETIME: Duration = Duration::from_secs(40 * 60);
+
+pub enum Credentials {
+    /// The pass certificate and key, presented as TLS client certificate (Apple's documented way).
+    Certificate,
+    /// An ES256 provider token signed with a .p8 key.
+    Token { key: PKey<Private>, key_id: String, team_id: String },
+}
+
+/// What APNs answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApnsReply {
+    pub status: u16,
+    /// The `reason` of an error body (`Unregistered`, `BadDeviceToken`, …).
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApnsError {
+    #[error("{0}")]
+    Config(String),
+    #[error("cannot reach APNs: {0}")]
+    Connect(String),
+    #[error("the request to APNs failed: {0}")]
+    Request(String),
+    #[error("APNs did not answer within {0:?}")]
+    Timeout(Duration),
+}
+
+type Sender = SendRequest<Full<Bytes>>;
+
+pub struct ApnsClient {
+    host: String,
+    port: u16,
+    authority: String,
+    topic: String,
+    connector: SslConnector,
+    connections: Vec<Mutex<Option<Sender>>>,
+    next: AtomicUsize,
+    credentials: Credentials,
+    token: std::sync::Mutex<Option<(String, Instant)>>,
+}
+
+impl ApnsClient {
+    /// `base_url` is `https://host[:port]`; `extra_ca` a PEM file of roots to trust besides the system's.
+    pub fn new(
+        base_url: &str,
+        topic: &str,
+        identity: &SigningIdentity,
+        credentials: Credentials,
+        extra_ca: Option<&Path>,
+        connections: usize,
+    ) -> Result<ApnsClient, ApnsError> {
+        let rest = base_url.strip_prefix("https://").ok_or_else(|| {
+            ApnsError::Config(format!(
+                "TESSERA_APNS_URL ({base_url}) must be an https URL; APNs speaks HTTP/2 over TLS only"
+            ))
+        })?;
+        let authority = rest.split('/').next().unwrap_or("").to_string();
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => match p.parse::<u16>() {
+                Ok(port) => (h.trim_matches(['[', ']']).to_string(), port),
+                Err(_) => (authority.clone(), 443),
+            },
+            _ => (authority.clone(), 443),
+        };
+        let config = |e: openssl::error::ErrorStack| ApnsError::Config(format!("setting up TLS for APNs: {e}"));
+        let mut builder = SslConnector::builder(SslMethod::tls_client()).map_err(config)?;
+        builder.set_alpn_protos(b"\x02h2").map_err(config)?;
+        if let Credentials::Certificate = credentials {
+            builder.set_certificate(&identity.cert).map_err(config)?;
+            builder.set_private_key(&identity.key).map_err(config)?;
+            builder.add_extra_chain_cert(identity.wwdr.clone()).map_err(config)?;
+        }
+        if let Some(path) = extra_ca {
+            let pem = std::fs::read(path)
+                .map_err(|e| ApnsError::Config(format!("TESSERA_APNS_CA ({}) cannot be read: {e}", path.display())))?;
+            let roots = X509::stack_from_pem(&pem).ok().filter(|s| !s.is_empty()).ok_or_else(|| {
+                ApnsError::Config(format!("TESSERA_APNS_CA ({}) holds no PEM certificate", path.display()))
+            })?;
+            for root in roots {
+                builder.cert_store_mut().add_cert(root).map_err(config)?;
+            }
+        }
+        Ok(ApnsClient {
+            host,
+            port,
+            authority,
+            topic: topic.to_string(),
+            connector: builder.build(),
+            connections: (0..connections.max(1)).map(|_| Mutex::new(None)).collect(),
+            next: AtomicUsize::new(0),
+            credentials,
+            token: std::sync::Mutex::new(None),
+        })
+    }
+
+    /// Reads a .p8 key for token authentication.
+    pub fn token_credentials(p8: &Path, key_id: &str, team_id: &str) -> Result<Credentials, ApnsError> {
+        let pem = std::fs::read(p8)
+            .map_err(|e| ApnsError::Config(format!("TESSERA_APNS_KEY ({}) cannot be read: {e}", p8.display())))?;
+        let key = PKey::private_key_from_pem(&pem).ok().filter(|k| k.ec_key().is_ok()).ok_or_else(|| {
+            ApnsError::Config(format!(
+                "TESSERA_APNS_KEY ({}) is not a PEM EC private key (an APNs .p8 key)",
+                p8.display()
+            ))
+        })?;
+        Ok(Credentials::Token { key, key_id: key_id.to_string(), team_id: team_id.to_string() })
+    }
+
+    async fn connect(&self) -> Result<Sender, ApnsError> {
+        let connect = |e: &dyn std::fmt::Display| ApnsError::Connect(format!("{}:{}: {e}", self.host, self.port));
+        let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port)).await.map_err(|e| connect(&e))?;
+        let _ = tcp.set_nodelay(true);
+        let ssl = self.connector.configure().and_then(|c| c.into_ssl(&self.host)).map_err(|e| connect(&e))?;
+        let mut tls = tokio_openssl::SslStream::new(ssl, tcp).map_err(|e| connect(&e))?;
+        std::pin::Pin::new(&mut tls).connect().await.map_err(|e| connect(&e))?;
+        let (sender, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+            .keep_alive_interval(Duration::from_secs(60))
+            .keep_alive_while_idle(true)
+            .handshake(TokioIo::new(tls))
+            .await
+            .map_err(|e| connect(&e))?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "APNs connection closed");
+            }
+        });
+        tracing::debug!(host = %self.host, port = self.port, "APNs connection open");
+        Ok(sender)
+    }
+
+    /// A ready sender from the pool, opening (or reopening) its connection when needed.
+    async fn sender(&self) -> Result<Sender, ApnsError> {
+        let slot = &self.connections[self.next.fetch_add(1, Ordering::Relaxed) % self.connections.len()];
+        let mut guard = slot.lock().await;
+        if let Some(sender) = guard.as_ref() {
+            if !sender.is_closed() {
+                return Ok(sender.clone());
+            }
+        }
+        let sender = self.connect().await?;
+        *guard = Some(sender.clone());
+        Ok(sender)
+    }
+
+    fn provider_token(&self, force_new: bool) -> Result<Option<String>, ApnsError> {
+        let Credentials::Token { key, key_id, team_id } = &self.credentials else { return Ok(None) };
+        let mut cached = self.token.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((token, made)) = cached.as_ref() {
+            if !force_new && made.elapsed() < TOKEN_LIFETIME {
+                return Ok(Some(token.clone()));
+            }
+        }
+        let token = es256_jwt(key, key_id, team_id, crate::time_fmt::now_unix())
+            .map_err(|e| ApnsError::Config(format!("signing the APNs provider token: {e}")))?;
+        *cached = Some((token.clone(), Instant::now()));
+        Ok(Some(token))
+    }
+
+    /// Forgets the provider token (after ExpiredProviderToken), so the next push signs a new one.
+    pub fn renew_token(&self) {
+        *self.token.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// Sends the Wallet update push (`{}`, topic = pass type identifier) to one device token.
+    pub async fn push(&self, device_token: &str) -> Result<ApnsReply, ApnsError> {
+        match tokio::time::timeout(REQUEST_TIMEOUT, self.push_inner(device_token)).await {
+            Ok(result) => result,
+            Err(_) => Err(ApnsError::Timeout(REQUEST_TIMEOUT)),
+        }
+    }
+
+    async fn push_inner(&self, device_token: &str) -> Result<ApnsReply, ApnsError> {
+        let mut sender = self.sender().await?;
+        let mut request = hyper::Request::post(format!("https://{}/3/device/{device_token}", self.authority))
+            .header("apns-topic", &self.topic)
+            .header("apns-push-type", "alert")
+            .header("content-type", "application/json");
+        if let Some(token) = self.provider_token(false)? {
+            request = request.header("authorization", format!("bearer {token}"));
+        }
+        let request =
+            request.body(Full::new(Bytes::from_static(b"{}"))).map_err(|e| ApnsError::Request(e.to_string()))?;
+        sender.ready().await.map_err(|e| ApnsError::Request(e.to_string()))?;
+        let response = sender.send_request(request).await.map_err(|e| ApnsError::Request(e.to_string()))?;
+        let status = response.status().as_u16();
+        let body =
+            Limited::new(response.into_body(), 64 * 1024).collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        let reason = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v.get("reason").and_then(|r| r.as_str()).map(str::to_string));
+        Ok(ApnsReply { status, reason })
+    }
+}
+
+/// An APNs provider token: a JWT with header `{alg: ES256, kid}` and claims `{iss: team, iat}`.
+pub fn es256_jwt(
+    key: &PKey<Private>,
+    key_id: &str,
+    team_id: &str,
+    iat: i64,
+) -> Result<String, openssl::error::ErrorStack> {
+    let header = URL_SAFE_NO_PAD.encode(serde_json::json!({"alg": "ES256", "kid": key_id}).to_string());
+    let claims = URL_SAFE_NO_PAD.encode(serde_json::json!({"iss": team_id, "iat": iat}).to_string());
+    let input = format!("{header}.{claims}");
+    let digest = openssl::sha::sha256(input.as_bytes());
+    let sig = EcdsaSig::sign(&digest, key.ec_key()?.as_ref())?;
+    // JWS wants the raw 32-byte r and s, not DER.
+    let mut raw = sig.r().to_vec_padded(32)?;
+    raw.extend(sig.s().to_vec_padded(32)?);
+    Ok(format!("{input}.{}", URL_SAFE_NO_PAD.encode(raw)))
+}
+
+pub type SharedApns = Arc<ApnsClient>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openssl::ec::{EcGroup, EcKey};
+    use openssl::nid::Nid;
+
+    #[test]
+    fn provider_tokens_are_es256_jwts_that_verify() {
+        let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
+        let ec = EcKey::generate(&group).unwrap();
+        let key = PKey::from_ec_key(ec.clone()).unwrap();
+        let jwt = es256_jwt(&key, "KEY1234567", "TEAM123456", 1_795_334_400).unwrap();
+        let parts: Vec<&str> = jwt.split('.').collect();
+        assert_eq!(parts.len(), 3);
+        let header: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
+        assert_eq!(header, serde_json::json!({"alg": "ES256", "kid": "KEY1234567"}));
+        let claims: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+        assert_eq!(claims, serde_json::json!({"iss": "TEAM123456", "iat": 1_795_334_400}));
+        let raw = URL_SAFE_NO_PAD.decode(parts[2]).unwrap();
+        assert_eq!(raw.len(), 64);
+        let sig = EcdsaSig::from_private_components(
+            openssl::bn::BigNum::from_slice(&raw[..32]).unwrap(),
+            openssl::bn::BigNum::from_slice(&raw[32..]).unwrap(),
+        )
+        .unwrap();
+        let digest = openssl::sha::sha256(format!("{}.{}", parts[0], parts[1]).as_bytes());
+        assert!(sig.verify(&digest, &ec).unwrap());
+    }
+}

@@ -1,0 +1,287 @@
+//! The push outbox: jobs written with the change they announce, claimed under a lease, settled in batches.
+
+use sqlx::{Any, Row, Transaction};
+
+use super::{Store, StoreResult};
+
+/// How many attempts a push gets before it is given up (with backoff, a few hours of retries).
+pub const RETRY_BUDGET: i64 = 12;
+/// Attempts kept in `push_attempts`.
+const HISTORY_ROWS: i64 = 10_000;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushJob {
+    pub pass_type_id: String,
+    pub push_token: String,
+    pub generation: i64,
+    pub attempts: i64,
+    /// Unix milliseconds of the oldest change waiting.
+    pub enqueued_at: i64,
+}
+
+/// What became of one push.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PushOutcome {
+    Delivered,
+    /// 410, or 400 BadDeviceToken / DeviceTokenNotForTopic: the registration goes.
+    Unregistered {
+        status: u16,
+        reason: String,
+    },
+    /// 429, 5xx, timeouts, lost connections: try again at `retry_at` (unix ms) if the budget allows.
+    Retry {
+        status: Option<u16>,
+        reason: String,
+        retry_at: i64,
+    },
+    /// A 400 that is our fault (bad topic, payload): retrying cannot help.
+    Failed {
+        status: u16,
+        reason: String,
+    },
+    /// 403: our credentials are refused; the job waits until they are fixed.
+    Forbidden {
+        reason: String,
+        retry_at: i64,
+    },
+}
+
+impl PushOutcome {
+    pub fn label(&self) -> &'static str {
+        match self {
+            PushOutcome::Delivered => "delivered",
+            PushOutcome::Unregistered { .. } => "unregistered",
+            PushOutcome::Retry { .. } => "retrying",
+            PushOutcome::Failed { .. } => "failed",
+            PushOutcome::Forbidden { .. } => "forbidden",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PushResult {
+    pub job: PushJob,
+    pub outcome: PushOutcome,
+    /// Unix milliseconds of the attempt.
+    pub at: i64,
+}
+
+/// Writes a push job for every token registered for `serial`, coalescing with a job already waiting.
+pub(crate) async fn enqueue_pushes(tx: &mut Transaction<'static, Any>, serial: &str) -> StoreResult<()> {
+    let now_ms = crate::time_fmt::now_unix_ms();
+    sqlx::query(
+        "INSERT INTO push_jobs (pass_type_id, push_token, enqueued_at, generation, attempts, not_before, lease_until) \
+         SELECT DISTINCT pass_type_id, push_token, $1, 1, 0, $1, 0 FROM registrations WHERE serial_number = $2 \
+         ON CONFLICT (pass_type_id, push_token) DO UPDATE SET generation = push_jobs.generation + 1",
+    )
+    .bind(now_ms)
+    .bind(serial)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+impl Store {
+    /// Claims up to `limit` due jobs for `lease_ms`. On PostgreSQL, `SKIP LOCKED` keeps several instances
+    /// from claiming the same job.
+    pub async fn claim_push_jobs(&self, limit: i64, lease_ms: i64) -> StoreResult<Vec<PushJob>> {
+        let now = crate::time_fmt::now_unix_ms();
+        let lock = if self.sqlite { "" } else { " FOR UPDATE SKIP LOCKED" };
+        let sql = format!(
+            "UPDATE push_jobs SET lease_until = $1 WHERE (pass_type_id, push_token) IN \
+             (SELECT pass_type_id, push_token FROM push_jobs WHERE not_before <= $2 AND lease_until <= $2 \
+              ORDER BY not_before LIMIT $3{lock}) \
+             RETURNING pass_type_id, push_token, generation, attempts, enqueued_at"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(now + lease_ms)
+            .bind(now)
+            .bind(limit)
+            .fetch_all(&self.writer)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(PushJob {
+                    pass_type_id: r.try_get(0)?,
+                    push_token: r.try_get(1)?,
+                    generation: r.try_get(2)?,
+                    attempts: r.try_get::<i64, _>(3)?,
+                    enqueued_at: r.try_get(4)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Unix milliseconds when the next job falls due, if any is waiting.
+    pub async fn next_push_due(&self) -> StoreResult<Option<i64>> {
+        let row = sqlx::query(
+            "SELECT MIN(CASE WHEN lease_until > not_before THEN lease_until ELSE not_before END) FROM push_jobs",
+        )
+        .fetch_one(&self.reader)
+        .await?;
+        Ok(row.try_get(0)?)
+    }
+
+    pub async fn outbox_depth(&self) -> StoreResult<i64> {
+        Ok(sqlx::query("SELECT COUNT(*) FROM push_jobs").fetch_one(&self.reader).await?.try_get(0)?)
+    }
+
+    /// Releases every lease: at start-up of a single-instance (SQLite) deployment, jobs claimed by a
+    /// process that died are due again at once.
+    pub async fn release_push_leases(&self) -> StoreResult<u64> {
+        Ok(sqlx::query("UPDATE push_jobs SET lease_until = 0 WHERE lease_until > 0")
+            .execute(&self.writer)
+            .await?
+            .rows_affected())
+    }
+
+    /// Settles a batch of attempts in one transaction.
+    pub async fn record_push_results(&self, results: &[PushResult]) -> StoreResult<()> {
+        if results.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.writer.begin().await?;
+        for r in results {
+            let (pt, token) = (&r.job.pass_type_id, &r.job.push_token);
+            let (status, reason): (Option<u16>, Option<&str>) = match &r.outcome {
+                PushOutcome::Delivered => (Some(200), None),
+                PushOutcome::Unregistered { status, reason } | PushOutcome::Failed { status, reason } => {
+                    (Some(*status), Some(reason))
+                }
+                PushOutcome::Retry { status, reason, .. } => (*status, Some(reason)),
+                PushOutcome::Forbidden { reason, .. } => (Some(403), Some(reason)),
+            };
+            let mut label = r.outcome.label();
+            match &r.outcome {
+                PushOutcome::Delivered => {
+                    // A change that arrived while this push was in flight moved the generation: keep the
+                    // row, due now, so the device hears of that change too.
+                    let done = sqlx::query(
+                        "DELETE FROM push_jobs WHERE pass_type_id = $1 AND push_token = $2 AND generation = $3",
+                    )
+                    .bind(pt)
+                    .bind(token)
+                    .bind(r.job.generation)
+                    .execute(&mut *tx)
+                    .await?;
+                    if done.rows_affected() == 0 {
+                        release(&mut tx, pt, token, r.at, None).await?;
+                    }
+                }
+                PushOutcome::Unregistered { .. } => {
+                    sqlx::query("DELETE FROM registrations WHERE pass_type_id = $1 AND push_token = $2")
+                        .bind(pt)
+                        .bind(token)
+                        .execute(&mut *tx)
+                        .await?;
+                    delete_job(&mut tx, pt, token).await?;
+                }
+                PushOutcome::Failed { .. } => delete_job(&mut tx, pt, token).await?,
+                PushOutcome::Retry { retry_at, .. } => {
+                    if r.job.attempts + 1 >= RETRY_BUDGET {
+                        label = "gave-up";
+                        delete_job(&mut tx, pt, token).await?;
+                    } else {
+                        release(&mut tx, pt, token, *retry_at, Some(())).await?;
+                    }
+                }
+                PushOutcome::Forbidden { retry_at, .. } => release(&mut tx, pt, token, *retry_at, None).await?,
+            }
+            let at_secs = r.at / 1000;
+            sqlx::query(
+                "UPDATE registrations SET last_push_at = $1, last_push_result = $2, last_push_reason = $3 \
+                 WHERE pass_type_id = $4 AND push_token = $5",
+            )
+            .bind(at_secs)
+            .bind(label)
+            .bind(reason.map(str::to_string))
+            .bind(pt)
+            .bind(token)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("INSERT INTO push_attempts (push_token, attempted_at, result, status, reason) VALUES ($1, $2, $3, $4, $5)")
+                .bind(token)
+                .bind(at_secs)
+                .bind(label)
+                .bind(status.map(i64::from))
+                .bind(reason.map(str::to_string))
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("DELETE FROM push_attempts WHERE id <= (SELECT MAX(id) FROM push_attempts) - $1")
+            .bind(HISTORY_ROWS)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The newest attempts for a push token: (unix seconds, result, status, reason).
+    pub async fn push_history(
+        &self,
+        push_token: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<(i64, String, Option<i64>, Option<String>)>> {
+        let rows = sqlx::query("SELECT attempted_at, result, status, reason FROM push_attempts WHERE push_token = $1 ORDER BY id DESC LIMIT $2")
+            .bind(push_token)
+            .bind(limit)
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?))).collect()
+    }
+
+    pub async fn service_state(&self, name: &str) -> StoreResult<Option<(String, i64)>> {
+        let row = sqlx::query("SELECT value, updated_at FROM service_state WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.reader)
+            .await?;
+        Ok(match row {
+            Some(r) => Some((r.try_get(0)?, r.try_get(1)?)),
+            None => None,
+        })
+    }
+
+    pub async fn set_service_state(&self, name: &str, value: Option<&str>) -> StoreResult<()> {
+        match value {
+            Some(v) => {
+                sqlx::query(
+                    "INSERT INTO service_state (name, value, updated_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                )
+                .bind(name)
+                .bind(v)
+                .bind(crate::time_fmt::now_unix())
+                .execute(&self.writer)
+                .await?
+            }
+            None => sqlx::query("DELETE FROM service_state WHERE name = $1").bind(name).execute(&self.writer).await?,
+        };
+        Ok(())
+    }
+}
+
+async fn delete_job(tx: &mut Transaction<'static, Any>, pt: &str, token: &str) -> StoreResult<()> {
+    sqlx::query("DELETE FROM push_jobs WHERE pass_type_id = $1 AND push_token = $2")
+        .bind(pt)
+        .bind(token)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Makes a job claimable again at `not_before`, counting an attempt when `count` is given.
+async fn release(
+    tx: &mut Transaction<'static, Any>,
+    pt: &str,
+    token: &str,
+    not_before: i64,
+    count: Option<()>,
+) -> StoreResult<()> {
+    let sql = if count.is_some() {
+        "UPDATE push_jobs SET lease_until = 0, not_before = $1, attempts = attempts + 1 WHERE pass_type_id = $2 AND push_token = $3"
+    } else {
+        "UPDATE push_jobs SET lease_until = 0, not_before = $1 WHERE pass_type_id = $2 AND push_token = $3"
+    };
+    sqlx::query(sql).bind(not_before).bind(pt).bind(token).execute(&mut **tx).await?;
+    Ok(())
+}

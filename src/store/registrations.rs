@@ -1,0 +1,142 @@
+//! Apple web-service registrations: which device holds which pass, with its push token.
+
+use sqlx::Row;
+
+use super::{Store, StoreResult};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceRecord {
+    pub registered_at: i64,
+    pub last_push_at: Option<i64>,
+    pub last_push_result: Option<String>,
+    pub last_push_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registered {
+    Created,
+    AlreadyRegistered,
+}
+
+impl Store {
+    /// Upserts a registration; the push token of an existing one is replaced.
+    pub async fn register_device(
+        &self,
+        device: &str,
+        pass_type: &str,
+        serial: &str,
+        push_token: &str,
+    ) -> StoreResult<Registered> {
+        let now = crate::time_fmt::now_unix();
+        let mut tx = self.writer.begin().await?;
+        let existing = sqlx::query(
+            "SELECT push_token FROM registrations WHERE device_library_id = $1 AND pass_type_id = $2 AND serial_number = $3",
+        )
+        .bind(device)
+        .bind(pass_type)
+        .bind(serial)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let outcome = match existing {
+            Some(row) => {
+                let token: String = row.try_get(0)?;
+                if token != push_token {
+                    sqlx::query(
+                        "UPDATE registrations SET push_token = $1 WHERE device_library_id = $2 AND pass_type_id = $3 AND serial_number = $4",
+                    )
+                    .bind(push_token)
+                    .bind(device)
+                    .bind(pass_type)
+                    .bind(serial)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                Registered::AlreadyRegistered
+            }
+            None => {
+                sqlx::query(
+                    "INSERT INTO registrations (device_library_id, pass_type_id, serial_number, push_token, registered_at) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(device)
+                .bind(pass_type)
+                .bind(serial)
+                .bind(push_token)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                Registered::Created
+            }
+        };
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    pub async fn unregister_device(&self, device: &str, pass_type: &str, serial: &str) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "DELETE FROM registrations WHERE device_library_id = $1 AND pass_type_id = $2 AND serial_number = $3",
+        )
+        .bind(device)
+        .bind(pass_type)
+        .bind(serial)
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// The serials registered to a device for a pass type that changed after `since` (all of them when
+    /// `since` is `None`), and the tag that covers them. One statement, so on PostgreSQL the serials and
+    /// the tag come from one snapshot: the counter is bumped under a row lock inside every changing
+    /// transaction, so a committed counter value covers only committed changes.
+    pub async fn updated_serials(
+        &self,
+        device: &str,
+        pass_type: &str,
+        since: Option<i64>,
+    ) -> StoreResult<(Vec<String>, i64)> {
+        let rows = sqlx::query(
+            "SELECT c.value, r.serial_number, p.update_tag FROM counters c \
+             LEFT JOIN registrations r ON r.device_library_id = $1 AND r.pass_type_id = $2 \
+             LEFT JOIN apple_passes p ON p.serial_number = r.serial_number \
+             WHERE c.name = 'pass_update_tag' ORDER BY r.serial_number",
+        )
+        .bind(device)
+        .bind(pass_type)
+        .fetch_all(&self.reader)
+        .await?;
+        let mut current = 0;
+        let mut serials = Vec::new();
+        for row in &rows {
+            current = row.try_get::<i64, _>(0)?;
+            let serial: Option<String> = row.try_get(1)?;
+            let tag: Option<i64> = row.try_get(2)?;
+            if let (Some(serial), Some(tag)) = (serial, tag) {
+                // A tag from the future (a restored database) cannot be trusted: answer everything.
+                if since.is_none_or(|s| s > current || tag > s) {
+                    serials.push(serial);
+                }
+            }
+        }
+        Ok((serials, current))
+    }
+
+    pub async fn devices_of(&self, serial: &str) -> StoreResult<Vec<DeviceRecord>> {
+        let rows = sqlx::query(
+            "SELECT registered_at, last_push_at, last_push_result, last_push_reason FROM registrations \
+             WHERE serial_number = $1 ORDER BY registered_at, device_library_id",
+        )
+        .bind(serial)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(DeviceRecord {
+                    registered_at: r.try_get(0)?,
+                    last_push_at: r.try_get(1)?,
+                    last_push_result: r.try_get(2)?,
+                    last_push_reason: r.try_get(3)?,
+                })
+            })
+            .collect()
+    }
+}
