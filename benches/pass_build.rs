@@ -6,8 +6,8 @@
 //! - `pass/build`            the whole signed .pkpass: render pass.json, hash, PKCS#7 sign, zip;
 //! - `pass/render_pass_json` the template render alone (pass.json, checked as JSON);
 //! - `pass/sign`             `PassBuilder::sign` alone: the detached PKCS#7 signature of a manifest;
-//! - `pass/rsa2048_raw`      one raw RSA-2048 PKCS#1 v1.5 SHA-256 signature over 32 bytes with the same
-//!                           key (`openssl::sign::Signer`), the floor any pass build stands on.
+//! - `pass/rsa2048_raw`      one raw RSA-2048 PKCS#1 v1.5 SHA-256 signature over 32 bytes with the
+//!   same key (`openssl::sign::Signer`), the floor any pass build stands on.
 //!
 //! Run: `taskset -c 0 cargo bench --bench pass_build` (see BENCHMARKS.md).
 

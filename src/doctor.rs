@@ -226,6 +226,13 @@ async fn check_database(settings: &Settings, identity: Option<&SigningIdentity>,
     match store.issued_identities().await {
         Ok(ids) => {
             f.ok(format!("database {} is reachable", crate::cli::redact_url(&settings.database_url)));
+            if let Ok(Some((reason, since))) = store.service_state(crate::push::worker::APNS_FORBIDDEN).await {
+                let waiting = store.outbox_depth().await.unwrap_or(0);
+                f.error(format!(
+                    "APNs refused tessera's credentials (403 {reason}) at {}; {waiting} push(es) are waiting. Check that TESSERA_APPLE_CERT is the Pass Type ID certificate (not an app push certificate) and not revoked, or the .p8 key, key id and team id for token auth; pushes resume by themselves once APNs accepts them",
+                    crate::time_fmt::rfc3339(since)
+                ));
+            }
             if let Some(identity) = identity {
                 for (pass_type, team, count) in ids {
                     if pass_type != identity.pass_type_id || team != identity.team_id {

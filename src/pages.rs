@@ -72,13 +72,18 @@ pub fn not_modified_since(headers: &HeaderMap, modified_at: i64) -> bool {
 }
 
 /// The .pkpass response: content type, filename, Last-Modified; 304 when the client has it already.
-pub fn pkpass_response(state: &AppState, headers: &HeaderMap, record: &MemberRecord) -> ApiResult<Response> {
+/// The signature is a millisecond of CPU: it runs on the blocking pool so it never holds up the async
+/// workers (which also answer the cheap 304s).
+pub async fn pkpass_response(state: &AppState, headers: &HeaderMap, record: &MemberRecord) -> ApiResult<Response> {
     let last_modified =
         HeaderValue::from_str(&crate::time_fmt::http_date(record.modified_at)).expect("an HTTP date is a valid header");
     if not_modified_since(headers, record.modified_at) {
         return Ok((StatusCode::NOT_MODIFIED, [(header::LAST_MODIFIED, last_modified)]).into_response());
     }
-    let bytes = build_pass(state, record)?;
+    let (task_state, task_record) = (state.clone(), record.clone());
+    let bytes = tokio::task::spawn_blocking(move || build_pass(&task_state, &task_record))
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("the pass build task failed: {e}")))??;
     let disposition = format!("attachment; filename=\"{}.pkpass\"", record.member_id);
     Ok((
         [
@@ -94,7 +99,7 @@ pub fn pkpass_response(state: &AppState, headers: &HeaderMap, record: &MemberRec
 
 pub async fn download_pass(State(state): State<AppState>, path: LinkPath, headers: HeaderMap) -> ApiResult<Response> {
     let record = member_for_link(&state, path).await?;
-    pkpass_response(&state, &headers, &record)
+    pkpass_response(&state, &headers, &record).await
 }
 
 /// `1250` → `1,250` (`1.250` in Vietnamese).

@@ -182,7 +182,7 @@ pub async fn list_updated(
 pub async fn latest_pass(State(state): State<AppState>, path: Segments2, headers: HeaderMap) -> ApiResult<Response> {
     let (pass_type, serial) = segments(path)?;
     let record = authorized_pass(&state, &headers, &pass_type, &serial).await?;
-    crate::pages::pkpass_response(&state, &headers, &record)
+    crate::pages::pkpass_response(&state, &headers, &record).await
 }
 
 /// `POST /v1/log`: messages from devices about problems with our passes, logged (bounded).

@@ -13,7 +13,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::client::conn::http2::SendRequest;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use openssl::ecdsa::EcdsaSig;
 use openssl::pkey::{PKey, Private};
 use openssl::ssl::{SslConnector, SslMethod};
@@ -143,6 +143,7 @@ impl ApnsClient {
         let mut tls = tokio_openssl::SslStream::new(ssl, tcp).map_err(|e| connect(&e))?;
         std::pin::Pin::new(&mut tls).connect().await.map_err(|e| connect(&e))?;
         let (sender, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
             .keep_alive_interval(Duration::from_secs(60))
             .keep_alive_while_idle(true)
             .handshake(TokioIo::new(tls))

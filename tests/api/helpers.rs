@@ -16,6 +16,7 @@ use tessera::http::Application;
 use tessera::settings::Settings;
 
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+pub const WEBHOOK_SECRET: &str = "test-webhook-secret-0123456789";
 
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -46,6 +47,10 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
     pairs.insert("database_url".into(), format!("sqlite://{}/tessera.db", dir.path().display()));
     pairs.insert("templates_dir".into(), repo().join("templates").display().to_string());
     pairs.insert("admin_token".into(), ADMIN_TOKEN.into());
+    pairs.insert("webhook_secret".into(), WEBHOOK_SECRET.into());
+    // Nothing listens on the discard port: tests that push start a stand-in APNs and point here.
+    pairs.insert("apns_url".into(), "https://127.0.0.1:9".into());
+    pairs.insert("push_retry_base_ms".into(), "20".into());
     pairs.extend(example_certs());
     for (k, v) in overrides {
         pairs.insert(k.to_string(), v.to_string());
@@ -176,6 +181,33 @@ pub fn tessera(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> std::process:
     cmd.output().unwrap()
 }
 
+/// A TLS server certificate for 127.0.0.1 and its CA, for the stand-in APNs: ca.pem, server.pem, server.key.
+pub fn make_server_cert(dir: &Path) {
+    let ca_key = rsa_key();
+    let ca_name = name(&[("CN", "Stand-in APNs CA")]);
+    let ca = sign_cert(&ca_name, &ca_name, &ca_key, &ca_key, true, None);
+    let key = rsa_key();
+    let mut b = X509::builder().unwrap();
+    b.set_version(2).unwrap();
+    b.set_serial_number(&BigNum::from_u32(7).unwrap().to_asn1_integer().unwrap()).unwrap();
+    b.set_subject_name(&name(&[("CN", "127.0.0.1")])).unwrap();
+    b.set_issuer_name(&ca_name).unwrap();
+    b.set_pubkey(&key).unwrap();
+    b.set_not_before(&Asn1Time::days_from_now(0).unwrap()).unwrap();
+    b.set_not_after(&Asn1Time::days_from_now(30).unwrap()).unwrap();
+    let san = openssl::x509::extension::SubjectAlternativeName::new()
+        .ip("127.0.0.1")
+        .dns("localhost")
+        .build(&b.x509v3_context(Some(&ca), None))
+        .unwrap();
+    b.append_extension(san).unwrap();
+    b.append_extension(ExtendedKeyUsage::new().server_auth().build().unwrap()).unwrap();
+    b.sign(&ca_key, MessageDigest::sha256()).unwrap();
+    std::fs::write(dir.join("ca.pem"), ca.to_pem().unwrap()).unwrap();
+    std::fs::write(dir.join("server.pem"), b.build().to_pem().unwrap()).unwrap();
+    std::fs::write(dir.join("server.key"), key.private_key_to_pem_pkcs8().unwrap()).unwrap();
+}
+
 /// A throwaway CA (root → intermediate → pass certificate) written as PEM files into `dir`:
 /// root.pem, wwdr.pem, pass.pem, pass.key.
 pub fn make_ca(dir: &Path, pass_type_id: &str, team_id: &str) {
@@ -238,4 +270,104 @@ fn sign_cert(
     }
     b.sign(issuer_key, MessageDigest::sha256()).unwrap();
     b.build()
+}
+
+/// A pass as a device sees it.
+pub struct DevicePass {
+    pub pass_type: String,
+    pub serial: String,
+    pub auth: String,
+}
+
+pub async fn spawn_app_with_apns() -> (TestApp, crate::apns_standin::StandIn) {
+    let standin = crate::apns_standin::StandIn::start(&[&repo().join("certs-example/root.pem")]).await;
+    let ca = standin.ca_path.display().to_string();
+    let app = spawn_app_with(&[("apns_url", &standin.url), ("apns_ca", &ca)]).await;
+    (app, standin)
+}
+
+impl TestApp {
+    /// Creates a member and answers what its pass tells a device.
+    pub async fn member_with_pass(&self, id: &str, body: &Value) -> DevicePass {
+        let member = self.create_member(id, body).await;
+        let (_, _, files) = self.download_pass(&member).await;
+        let pass = pass_json(&files);
+        DevicePass {
+            pass_type: pass["passTypeIdentifier"].as_str().unwrap().into(),
+            serial: pass["serialNumber"].as_str().unwrap().into(),
+            auth: pass["authenticationToken"].as_str().unwrap().into(),
+        }
+    }
+
+    pub fn registration_url(&self, device: &str, pass: &DevicePass) -> String {
+        format!("{}/v1/devices/{device}/registrations/{}/{}", self.base, pass.pass_type, pass.serial)
+    }
+
+    pub async fn register(&self, device: &str, pass: &DevicePass, push_token: &str) -> reqwest::Response {
+        self.client
+            .post(self.registration_url(device, pass))
+            .header("authorization", format!("ApplePass {}", pass.auth))
+            .json(&serde_json::json!({ "pushToken": push_token }))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn list(&self, device: &str, pass_type: &str, since: Option<&str>) -> reqwest::Response {
+        let mut url = format!("{}/v1/devices/{device}/registrations/{pass_type}", self.base);
+        if let Some(tag) = since {
+            url = format!("{url}?passesUpdatedSince={tag}");
+        }
+        self.client.get(url).send().await.unwrap()
+    }
+
+    pub async fn latest_pass(&self, pass: &DevicePass, if_modified_since: Option<&str>) -> reqwest::Response {
+        let mut req = self
+            .client
+            .get(format!("{}/v1/passes/{}/{}", self.base, pass.pass_type, pass.serial))
+            .header("authorization", format!("ApplePass {}", pass.auth));
+        if let Some(since) = if_modified_since {
+            req = req.header("if-modified-since", since);
+        }
+        req.send().await.unwrap()
+    }
+
+    /// Posts a ledger body signed now with the webhook secret.
+    pub async fn post_ledger(&self, body: &Value) -> reqwest::Response {
+        let raw = body.to_string();
+        let t = tessera::time_fmt::now_unix();
+        let signature = format!("t={t},v1={}", tessera::ledger::sign(WEBHOOK_SECRET, t, raw.as_bytes()));
+        self.post_ledger_raw(&raw, Some(&signature)).await
+    }
+
+    pub async fn post_ledger_raw(&self, raw: &str, signature: Option<&str>) -> reqwest::Response {
+        let mut req = self
+            .client
+            .post(format!("{}/webhooks/ledger", self.base))
+            .header("content-type", "application/json")
+            .body(raw.to_string());
+        if let Some(s) = signature {
+            req = req.header("tessera-signature", s);
+        }
+        req.send().await.unwrap()
+    }
+
+    /// Polls the member until `done` holds (deadline 20 s).
+    pub async fn wait_member(&self, id: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let member: Value = self.get_member(id).await.json().await.unwrap();
+            if done(&member) {
+                return member;
+            }
+            assert!(std::time::Instant::now() < deadline, "waiting for {what}: {member}");
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+}
+
+/// A hex push token with a recognizable prefix (the stand-in answers by prefix).
+pub fn push_token(prefix: &str) -> String {
+    let random = hex::encode(openssl::sha::sha256(tessera::ids::random_token(16).as_bytes()));
+    format!("{prefix}{}", &random[prefix.len()..])
 }

@@ -1,7 +1,11 @@
 //! Black-box tests over HTTP against the real server, started in-process on port 0, and of the built
 //! binary's commands. One test binary (see helpers.rs for spawn_app).
 
+mod apns_standin;
 mod cli;
+mod crash;
 mod helpers;
+mod ledger;
 mod members;
 mod passes;
+mod web_service;

@@ -1,0 +1,158 @@
+//! The built binary, killed (SIGKILL) right after answering a webhook while APNs is unreachable, then
+//! restarted: the accepted event's push is still delivered, once.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::apns_standin::StandIn;
+use crate::helpers::{ADMIN_TOKEN, DevicePass, WEBHOOK_SECRET, pass_json, push_token, repo, unzip};
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `tessera serve` on a free port with the given environment; answers once it listens.
+fn start(env: &[(&str, String)]) -> Server {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
+    cmd.arg("serve").current_dir(repo()).env("NO_COLOR", "1").stderr(Stdio::piped());
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("TESSERA_")) {
+        cmd.env_remove(k);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut sent = false;
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if !sent {
+                if let Some(rest) = line.split("address=").nth(1) {
+                    let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_string());
+                    sent = true;
+                }
+            }
+        }
+    });
+    let address = rx.recv_timeout(Duration::from_secs(30)).expect("serve logs its address");
+    Server { child, base: format!("http://{address}") }
+}
+
+#[tokio::test]
+async fn an_answered_event_survives_sigkill_and_is_pushed_once_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    // A port nothing listens on yet: APNs is unreachable until the stand-in starts there.
+    let apns_addr: SocketAddr = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap()
+    };
+    let server_cert_dir = tempfile::tempdir().unwrap();
+    crate::helpers::make_server_cert(server_cert_dir.path());
+    let listen: SocketAddr = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap()
+    };
+    let env = || {
+        vec![
+            ("TESSERA_LISTEN", listen.to_string()),
+            ("TESSERA_PUBLIC_URL", format!("http://{listen}")),
+            ("TESSERA_DATABASE_URL", format!("sqlite://{}/tessera.db", dir.path().display())),
+            ("TESSERA_ADMIN_TOKEN", ADMIN_TOKEN.to_string()),
+            ("TESSERA_WEBHOOK_SECRET", WEBHOOK_SECRET.to_string()),
+            ("TESSERA_APNS_URL", format!("https://127.0.0.1:{}", apns_addr.port())),
+            ("TESSERA_APNS_CA", server_cert_dir.path().join("ca.pem").display().to_string()),
+            ("TESSERA_PUSH_RETRY_BASE_MS", "50".to_string()),
+        ]
+    };
+    let client = reqwest::Client::new();
+    let mut first = start(&env());
+    let base = first.base.clone();
+
+    // A member with a registered device.
+    let member: Value = client
+        .put(format!("{base}/api/v1/members/M-crash"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"name": "A", "tier": "gold", "points": 1}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let files =
+        unzip(&client.get(member["links"]["apple"].as_str().unwrap()).send().await.unwrap().bytes().await.unwrap());
+    let pj = pass_json(&files);
+    let pass = DevicePass {
+        pass_type: pj["passTypeIdentifier"].as_str().unwrap().into(),
+        serial: pj["serialNumber"].as_str().unwrap().into(),
+        auth: pj["authenticationToken"].as_str().unwrap().into(),
+    };
+    let token = push_token("cc");
+    let registered = client
+        .post(format!("{base}/v1/devices/phone/registrations/{}/{}", pass.pass_type, pass.serial))
+        .header("authorization", format!("ApplePass {}", pass.auth))
+        .json(&json!({"pushToken": token}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(registered.status(), 201);
+
+    // The event is answered 200, then the process is killed at once.
+    let body =
+        json!({"id": "crash-1", "member_id": "M-crash", "sequence": 1, "points": 4242, "tier": "platinum"}).to_string();
+    let t = tessera::time_fmt::now_unix();
+    let answer = client
+        .post(format!("{base}/webhooks/ledger"))
+        .header("content-type", "application/json")
+        .header("tessera-signature", format!("t={t},v1={}", tessera::ledger::sign(WEBHOOK_SECRET, t, body.as_bytes())))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    // SIGKILL: no shutdown path runs.
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+
+    // APNs comes back; so does tessera, on the same database.
+    let apns = StandIn::start_on(apns_addr, &[&repo().join("certs-example/root.pem")], server_cert_dir.path()).await;
+    let second = start(&env());
+    apns.wait_for(&token, 1).await;
+
+    // Delivered once: the registration records it, and no second push follows.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let m: Value = client
+            .get(format!("{}/api/v1/members/M-crash", second.base))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if m["apple"]["devices"][0]["last_push_result"] == "delivered" {
+            assert_eq!(m["points"], 4242);
+            break;
+        }
+        assert!(Instant::now() < deadline, "the push was not recorded: {m}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let metrics = client.get(format!("{}/metrics", second.base)).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("tessera_pushes_total{result=\"delivered\"} 1"), "{metrics}");
+    assert_eq!(apns.pushes_to(&token).len(), 1);
+    drop(second);
+}
