@@ -181,32 +181,7 @@ pub fn tessera(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> std::process:
     cmd.output().unwrap()
 }
 
-/// A TLS server certificate for 127.0.0.1 and its CA, for the stand-in APNs: ca.pem, server.pem, server.key.
-pub fn make_server_cert(dir: &Path) {
-    let ca_key = rsa_key();
-    let ca_name = name(&[("CN", "Stand-in APNs CA")]);
-    let ca = sign_cert(&ca_name, &ca_name, &ca_key, &ca_key, true, None);
-    let key = rsa_key();
-    let mut b = X509::builder().unwrap();
-    b.set_version(2).unwrap();
-    b.set_serial_number(&BigNum::from_u32(7).unwrap().to_asn1_integer().unwrap()).unwrap();
-    b.set_subject_name(&name(&[("CN", "127.0.0.1")])).unwrap();
-    b.set_issuer_name(&ca_name).unwrap();
-    b.set_pubkey(&key).unwrap();
-    b.set_not_before(&Asn1Time::days_from_now(0).unwrap()).unwrap();
-    b.set_not_after(&Asn1Time::days_from_now(30).unwrap()).unwrap();
-    let san = openssl::x509::extension::SubjectAlternativeName::new()
-        .ip("127.0.0.1")
-        .dns("localhost")
-        .build(&b.x509v3_context(Some(&ca), None))
-        .unwrap();
-    b.append_extension(san).unwrap();
-    b.append_extension(ExtendedKeyUsage::new().server_auth().build().unwrap()).unwrap();
-    b.sign(&ca_key, MessageDigest::sha256()).unwrap();
-    std::fs::write(dir.join("ca.pem"), ca.to_pem().unwrap()).unwrap();
-    std::fs::write(dir.join("server.pem"), b.build().to_pem().unwrap()).unwrap();
-    std::fs::write(dir.join("server.key"), key.private_key_to_pem_pkcs8().unwrap()).unwrap();
-}
+pub use crate::apns_standin::make_server_cert;
 
 /// A throwaway CA (root → intermediate → pass certificate) written as PEM files into `dir`:
 /// root.pem, wwdr.pem, pass.pem, pass.key.

@@ -300,3 +300,40 @@ async fn changes_waiting_together_become_one_push() {
     let list: Value = app.list("d-1", &pass.pass_type, None).await.json().await.unwrap();
     assert_eq!(list["serialNumbers"], json!([pass.serial]));
 }
+
+#[tokio::test]
+async fn token_auth_pushes_with_an_es256_provider_token() {
+    let group = openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap();
+    let ec = openssl::ec::EcKey::generate(&group).unwrap();
+    let key = openssl::pkey::PKey::from_ec_key(ec.clone()).unwrap();
+    let public =
+        openssl::pkey::PKey::from_ec_key(openssl::ec::EcKey::from_public_key(&group, ec.public_key()).unwrap())
+            .unwrap();
+    let apns = crate::apns_standin::StandIn::start_token_mode(public).await;
+    let dir = tempfile::tempdir().unwrap();
+    let p8 = dir.path().join("AuthKey_KEY1234567.p8");
+    std::fs::write(&p8, key.private_key_to_pem_pkcs8().unwrap()).unwrap();
+    let (p8, ca) = (p8.display().to_string(), apns.ca_path.display().to_string());
+    let app = crate::helpers::spawn_app_with(&[
+        ("apns_url", &apns.url),
+        ("apns_ca", &ca),
+        ("apns_auth", "token"),
+        ("apns_key", &p8),
+        ("apns_key_id", "KEY1234567"),
+    ])
+    .await;
+    let pass = app.member_with_pass("M-tok", &json!({"name": "A", "tier": "gold", "points": 1})).await;
+    let (t1, t2) = (push_token("d1"), push_token("d2"));
+    app.register("d-1", &pass, &t1).await;
+    app.register("d-2", &pass, &t2).await;
+    app.put_member("M-tok", &json!({"name": "A", "tier": "gold", "points": 2})).await;
+    let p1 = apns.wait_for(&t1, 1).await;
+    let p2 = apns.wait_for(&t2, 1).await;
+    app.wait_member("M-tok", "delivered with the token", |m| {
+        m["apple"]["devices"].as_array().unwrap().iter().all(|d| d["last_push_result"] == "delivered")
+    })
+    .await;
+    // One provider token, reused across pushes.
+    assert_eq!(p1[0].authorization, p2[0].authorization);
+    assert!(p1[0].authorization.as_deref().unwrap().starts_with("bearer "));
+}
