@@ -106,33 +106,47 @@ pub(crate) async fn touch_pass(
     super::outbox::enqueue_pushes(tx, serial).await
 }
 
+/// Which member a lookup wants; each is one indexed equality.
+enum MemberKey<'a> {
+    Id(&'a str, &'a str),
+    Serial(&'a str),
+    PublicId(&'a str),
+}
+
+/// Reads one member with its pass, on a pool or inside a transaction.
+async fn fetch_member<'e, E: sqlx::Executor<'e, Database = Any>>(
+    executor: E,
+    key: MemberKey<'_>,
+) -> StoreResult<Option<MemberRecord>> {
+    let condition = match key {
+        MemberKey::Id(..) => "m.program = $1 AND m.member_id = $2",
+        MemberKey::Serial(_) => "p.serial_number = $1",
+        MemberKey::PublicId(_) => "m.public_id = $1",
+    };
+    let sql = format!(
+        "SELECT {MEMBER_COLUMNS} FROM members m JOIN apple_passes p ON p.program = m.program AND p.member_id = m.member_id \
+         WHERE {condition}"
+    );
+    let query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    let query = match key {
+        MemberKey::Id(program, member_id) => query.bind(program.to_string()).bind(member_id.to_string()),
+        MemberKey::Serial(v) | MemberKey::PublicId(v) => query.bind(v.to_string()),
+    };
+    let row = query.fetch_optional(executor).await?;
+    row.as_ref().map(member_from_row).transpose().map_err(StoreError::from)
+}
+
 impl Store {
     pub async fn member(&self, program: &str, member_id: &str) -> StoreResult<Option<MemberRecord>> {
-        let sql = format!(
-            "SELECT {MEMBER_COLUMNS} FROM members m JOIN apple_passes p ON p.program = m.program AND p.member_id = m.member_id \
-             WHERE m.program = $1 AND m.member_id = $2"
-        );
-        let row =
-            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(program).bind(member_id).fetch_optional(&self.reader).await?;
-        row.as_ref().map(member_from_row).transpose().map_err(StoreError::from)
+        fetch_member(&self.reader, MemberKey::Id(program, member_id)).await
     }
 
     pub async fn member_by_serial(&self, serial: &str) -> StoreResult<Option<MemberRecord>> {
-        let sql = format!(
-            "SELECT {MEMBER_COLUMNS} FROM members m JOIN apple_passes p ON p.program = m.program AND p.member_id = m.member_id \
-             WHERE p.serial_number = $1"
-        );
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(serial).fetch_optional(&self.reader).await?;
-        row.as_ref().map(member_from_row).transpose().map_err(StoreError::from)
+        fetch_member(&self.reader, MemberKey::Serial(serial)).await
     }
 
     pub async fn member_by_public_id(&self, public_id: &str) -> StoreResult<Option<MemberRecord>> {
-        let sql = format!(
-            "SELECT {MEMBER_COLUMNS} FROM members m JOIN apple_passes p ON p.program = m.program AND p.member_id = m.member_id \
-             WHERE m.public_id = $1"
-        );
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(public_id).fetch_optional(&self.reader).await?;
-        row.as_ref().map(member_from_row).transpose().map_err(StoreError::from)
+        fetch_member(&self.reader, MemberKey::PublicId(public_id)).await
     }
 
     pub(crate) async fn member_in(
@@ -140,12 +154,7 @@ impl Store {
         program: &str,
         member_id: &str,
     ) -> StoreResult<Option<MemberRecord>> {
-        let sql = format!(
-            "SELECT {MEMBER_COLUMNS} FROM members m JOIN apple_passes p ON p.program = m.program AND p.member_id = m.member_id \
-             WHERE m.program = $1 AND m.member_id = $2"
-        );
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(program).bind(member_id).fetch_optional(&mut **tx).await?;
-        row.as_ref().map(member_from_row).transpose().map_err(StoreError::from)
+        fetch_member(&mut **tx, MemberKey::Id(program, member_id)).await
     }
 
     /// Creates or replaces a member (reinstating a retired one). A visible change moves the pass's update
