@@ -327,7 +327,7 @@ const PER_BATCH: usize = 100;
 
 /// 100 bodies of 100 events: event i goes to member i % 1,000 with sequence `first_sequence + i / 1,000`,
 /// so a batch holds 100 distinct members and each member's sequences rise batch after batch.
-fn ledger_bodies(prefix: &str, first_sequence: i64) -> Vec<String> {
+fn ledger_bodies(id_prefix: &str, member_prefix: &str, first_sequence: i64) -> Vec<String> {
     (0..BATCHES)
         .map(|b| {
             batch(
@@ -335,7 +335,8 @@ fn ledger_bodies(prefix: &str, first_sequence: i64) -> Vec<String> {
                     .map(|k| {
                         let i = b * PER_BATCH + k;
                         let seq = first_sequence + (i / MEMBERS) as i64;
-                        event(&format!("{prefix}-e{i}"), &format!("{prefix}-{:05}", i % MEMBERS), seq, 1000 + i as i64)
+                        let member = format!("{member_prefix}-{:05}", i % MEMBERS);
+                        event(&format!("{id_prefix}-e{i}"), &member, seq, 1000 + i as i64)
                     })
                     .collect(),
             )
@@ -388,7 +389,7 @@ async fn bench_ledger() {
     // A/B: no devices; the first 1,000 events create their members, the other 9,000 update them.
     let server = Arc::new(Server::start().await);
     for (variant, prefix, concurrency) in [("A", "nodev1", 1), ("B", "nodev4", 4)] {
-        let (wall, statuses) = send_bodies(&server, ledger_bodies(prefix, 1), concurrency).await;
+        let (wall, statuses) = send_bodies(&server, ledger_bodies(prefix, prefix, 1), concurrency).await;
         assert_eq!(statuses.len(), total);
         let rate = total as f64 / wall.as_secs_f64();
         println!(
@@ -419,12 +420,9 @@ async fn bench_ledger() {
         ms(setup.elapsed()),
         tokens.len() as f64 / reg_time.as_secs_f64()
     );
-    for (variant, prefix_seq, concurrency) in [("C", 1, 1), ("D", 11, 4)] {
+    for (variant, first_sequence, concurrency) in [("C", 1, 1), ("D", 11, 4)] {
         let before = server.standin.pushes().len();
-        let bodies: Vec<String> = ledger_bodies("dev", prefix_seq)
-            .into_iter()
-            .map(|b| b.replace("\"dev-e", &format!("\"dev{variant}-e")))
-            .collect();
+        let bodies = ledger_bodies(&format!("dev{variant}"), "dev", first_sequence);
         let (wall, statuses) = send_bodies(&server, bodies, concurrency).await;
         assert_eq!(statuses.len(), total);
         let rate = total as f64 / wall.as_secs_f64();
@@ -560,10 +558,7 @@ fn main() {
     let want = |name: &str| picked.is_empty() || picked.iter().any(|p| p == name);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     println!(
-        "live_updates: server, stand-in APNs and load generator in one process on a {}-worker tokio runtime ({} CPUs)",
-        tokio::runtime::Handle::try_current().map(|_| 0).unwrap_or_else(|_| std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)),
+        "live_updates: server, stand-in APNs and load generator in one process, one tokio runtime, {} CPUs",
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
     );
     let started = Instant::now();
