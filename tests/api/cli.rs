@@ -153,8 +153,18 @@ fn serve_runs_on_its_defaults_in_a_checkout() {
         .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", &format!("http://{address}/healthz")])
         .output()
         .unwrap();
-    child.kill().unwrap();
-    child.wait().unwrap();
+    // SIGTERM: requests and the push round in flight finish, then a clean exit.
+    let term = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(term.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "serve did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(status.success(), "{status}");
     assert_eq!(String::from_utf8_lossy(&health.stdout), "200");
     assert!(dir.path().join("tessera.db").exists());
 }
