@@ -20,8 +20,9 @@
 //!    at once; from the first webhook request until the stand-in has recorded all 10,000 pushes.
 //!    Goal: 10,000/s.
 //!
-//! Run: `cargo bench --bench live_updates` (all), or `cargo bench --bench live_updates -- latency fanout`
-//! for some. See BENCHMARKS.md.
+//! Run: `cargo bench --bench live_updates` (all three), or `cargo bench --bench live_updates -- latency fanout`
+//! for some. `-- probe` (not part of the default run) times single SQL statements through sqlx's SQLite
+//! driver, apart from tessera, to show where the ledger and push-recording time goes. See BENCHMARKS.md.
 
 #[allow(dead_code)]
 #[path = "../tests/api/apns_standin.rs"]
@@ -383,7 +384,9 @@ async fn send_bodies(server: &Arc<Server>, bodies: Vec<String>, concurrency: usi
 
 async fn bench_ledger() {
     let total = BATCHES * PER_BATCH;
-    println!("\n== 2. signed ledger events applied per second ({BATCHES} requests x {PER_BATCH} events, {MEMBERS} members)");
+    println!(
+        "\n== 2. signed ledger events applied per second ({BATCHES} requests x {PER_BATCH} events, {MEMBERS} members)"
+    );
     let mut results = Vec::new();
 
     // A/B: no devices; the first 1,000 events create their members, the other 9,000 update them.
@@ -490,8 +493,11 @@ async fn bench_fanout() {
         .chunks(PER_REQUEST)
         .enumerate()
         .map(|(c, chunk)| {
-            let events =
-                chunk.iter().enumerate().map(|(k, m)| event(&format!("fan-{}", c * PER_REQUEST + k), m, 3, 500)).collect();
+            let events = chunk
+                .iter()
+                .enumerate()
+                .map(|(k, m)| event(&format!("fan-{}", c * PER_REQUEST + k), m, 3, 500))
+                .collect();
             let body = batch(events);
             let sig = format!("t={t},v1={}", tessera::ledger::sign(WEBHOOK_SECRET, t, body.as_bytes()));
             (body, sig)
@@ -536,6 +542,34 @@ async fn bench_fanout() {
     let wall = last.saturating_duration_since(started);
     let rate = DEVICES as f64 / wall.as_secs_f64();
     let recorded_at = server.wait_outbox_empty(Duration::from_secs(60)).await;
+    // Where the push phase goes: the worker claims up to 1,000 jobs, sends them at once, then records the
+    // results before claiming again, so pushes arrive in bursts. A gap of more than 3 ms between two
+    // consecutive pushes ends a burst.
+    let mut times: Vec<Duration> = new.iter().map(|p| p.at.saturating_duration_since(started)).collect();
+    times.sort();
+    let mut bursts: Vec<(Duration, Duration, usize)> = vec![(times[0], times[0], 1)];
+    for &t in &times[1..] {
+        let last = bursts.last_mut().unwrap();
+        if t - last.1 > Duration::from_millis(3) {
+            bursts.push((t, t, 1));
+        } else {
+            last.1 = t;
+            last.2 += 1;
+        }
+    }
+    let in_bursts: Duration = bursts.iter().map(|b| b.1 - b.0).sum();
+    let between: Duration = bursts.windows(2).map(|w| w[1].0 - w[0].1).sum();
+    println!(
+        "push phase: {} bursts, {} sending and {} between bursts (recording results, claiming); bursts [start ms +duration ms x pushes]: {}",
+        bursts.len(),
+        ms(in_bursts),
+        ms(between),
+        bursts
+            .iter()
+            .map(|b| format!("{:.0}+{:.0}x{}", b.0.as_secs_f64() * 1e3, (b.1 - b.0).as_secs_f64() * 1e3, b.2))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
     println!(
         "all 10 webhook requests answered (10,000 events applied) at {}; first push at {}; last push at {}; outbox empty (results recorded) {} after the last push was seen",
         ms(answered - started),
@@ -552,10 +586,72 @@ async fn bench_fanout() {
     Arc::try_unwrap(server).ok().unwrap().shutdown().await;
 }
 
+// ---------------------------------------------------------------------------------------------------------
+// probe (not run by default): what one SQL statement costs through sqlx's SQLite driver here, apart from
+// tessera. Same set-up as the store's writer: the Any driver, one connection, WAL, synchronous = FULL.
+
+async fn bench_probe() {
+    use sqlx::any::AnyPoolOptions;
+    println!("\n== probe: sqlx + SQLite statement cost (one connection, WAL, synchronous = FULL)");
+    sqlx::any::install_default_drivers();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/probe.db?mode=rwc", dir.path().display());
+    let pool = AnyPoolOptions::new().max_connections(1).connect(&url).await.unwrap();
+    for pragma in ["PRAGMA journal_mode = WAL", "PRAGMA synchronous = FULL"] {
+        sqlx::query(pragma).execute(&pool).await.unwrap();
+    }
+    sqlx::query("CREATE TABLE t (k TEXT PRIMARY KEY, v BIGINT NOT NULL)").execute(&pool).await.unwrap();
+    const N: usize = 10_000;
+    let started = Instant::now();
+    for _ in 0..N {
+        sqlx::query("SELECT 1").execute(&pool).await.unwrap();
+    }
+    let select = started.elapsed();
+    println!(
+        "`SELECT 1` x {N}, one after another: {} = {:.1} us per statement",
+        ms(select),
+        select.as_secs_f64() * 1e6 / N as f64
+    );
+    const ROWS: usize = 1000;
+    let mut single = Duration::ZERO;
+    let mut set = Duration::ZERO;
+    for round in 0..5 {
+        let started = Instant::now();
+        let mut tx = pool.begin().await.unwrap();
+        for i in 0..ROWS {
+            sqlx::query("INSERT INTO t (k, v) VALUES ($1, $2)")
+                .bind(format!("s{round}-{i}"))
+                .bind(i as i64)
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+        }
+        tx.commit().await.unwrap();
+        single += started.elapsed();
+        let keys: Vec<String> = (0..ROWS).map(|i| format!("b{round}-{i}")).collect();
+        let started = Instant::now();
+        let mut tx = pool.begin().await.unwrap();
+        sqlx::query("INSERT INTO t (k, v) SELECT value, key FROM json_each($1)")
+            .bind(serde_json::to_string(&keys).unwrap())
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        set += started.elapsed();
+    }
+    println!(
+        "one transaction of {ROWS} rows (mean of 5): {ROWS} single-row INSERTs {} ({:.1} us per row); one INSERT ... SELECT FROM json_each($1) {}",
+        ms(single / 5),
+        single.as_secs_f64() * 1e6 / (5 * ROWS) as f64,
+        ms(set / 5)
+    );
+    pool.close().await;
+}
+
 fn main() {
     // `cargo bench` passes --bench; other arguments pick benchmarks by name.
     let picked: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
-    let want = |name: &str| picked.is_empty() || picked.iter().any(|p| p == name);
+    let want = |name: &str| (picked.is_empty() && name != "probe") || picked.iter().any(|p| p == name);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     println!(
         "live_updates: server, stand-in APNs and load generator in one process, one tokio runtime, {} CPUs",
@@ -571,6 +667,9 @@ fn main() {
         }
         if want("fanout") {
             bench_fanout().await;
+        }
+        if want("probe") {
+            bench_probe().await;
         }
     });
     println!("\nlive_updates finished in {:.1} s", started.elapsed().as_secs_f64());
