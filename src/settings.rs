@@ -375,7 +375,8 @@ mod tests {
         let err = Settings::from_sources(BTreeMap::new(), env(&[("TESSERA_ADMIN_TOKEN", "x1y2z3")])).unwrap_err();
         assert!(err.0.starts_with("TESSERA_ADMIN_TOKEN:"));
         assert!(!err.0.contains("x1y2z3"), "the value of a secret is not echoed");
-        let err = Settings::from_sources(BTreeMap::new(), env(&[("TESSERA_DATABASE_URL", "postgres://u:pw@h/db")])).unwrap_err();
+        let err = Settings::from_sources(BTreeMap::new(), env(&[("TESSERA_DATABASE_URL", "postgres://u:pw@h/db")]))
+            .unwrap_err();
         assert!(err.0.starts_with("TESSERA_DATABASE_URL:") && !err.0.contains("pw"), "{err}");
         let file = BTreeMap::from([("lisen".to_string(), "x".to_string())]);
         assert!(Settings::from_sources(file, env(&[])).unwrap_err().0.contains("unknown key `lisen`"));

@@ -1,8 +1,14 @@
 //! Ledger events: applied at most once (by id) and in order per member (by sequence), in one transaction
 //! with the pass change and its push jobs.
 
-use super::members::{insert_member, touch_pass};
-use super::{MemberChange, Store, StoreResult};
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use sqlx::Row;
+
+use super::members::{MEMBER_COLUMNS, member_from_row};
+use super::outbox::enqueue_pushes;
+use super::{MemberRecord, Store, StoreResult, in_list, value_rows};
+use crate::ids;
 
 /// A validated ledger event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,84 +43,234 @@ impl EventStatus {
 /// How long event ids are remembered (the contract says at least 30 days).
 pub const EVENT_MEMORY_SECS: i64 = 35 * 24 * 3600;
 
+/// A member as a batch leaves it.
+struct Pending {
+    record: MemberRecord,
+    /// Created by this batch.
+    new: bool,
+    /// An event was applied (sequence, and maybe points, tier or name, changed).
+    applied: bool,
+    /// Something the pass shows changed: new tag, Last-Modified and pushes.
+    visible: bool,
+}
+
 impl Store {
     /// Applies events in request order, all in one transaction: either every event's outcome commits
-    /// (with the pass changes and push jobs) or none does.
+    /// (with the pass changes and push jobs) or none does. A batch costs about ten statements whatever its
+    /// size: ids are claimed with one insert (a conflict means `duplicate`; on PostgreSQL a concurrent
+    /// transaction waits on the conflicting row), the members are read at once (locked on PostgreSQL), the
+    /// events are decided here in order, and the outcome is written with multi-row statements.
     pub async fn apply_ledger_events(
         &self,
         program: &str,
         events: &[LedgerEvent],
-        identity: (&str, &str),
+        (pass_type_id, team_id): (&str, &str),
     ) -> StoreResult<Vec<EventStatus>> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
         let now = crate::time_fmt::now_unix();
         let mut tx = self.writer.begin().await?;
+
+        // 1. Claim the ids; only the inserted ones are fresh.
+        let sql = format!(
+            "INSERT INTO ledger_events (event_id, member_id, sequence, status, received_at) VALUES {} \
+             ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+            value_rows(events.len(), &["{}", "{}", "CAST({} AS BIGINT)", "'applied'", "CAST({} AS BIGINT)"], 1)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for e in events {
+            query = query.bind(e.id.clone()).bind(e.member_id.clone()).bind(e.sequence).bind(now);
+        }
+        let fresh: HashSet<String> =
+            query.fetch_all(&mut *tx).await?.iter().map(|r| r.try_get::<String, _>(0)).collect::<Result<_, _>>()?;
+
+        // 2. Read every member the fresh events name.
+        let wanted: BTreeSet<&str> =
+            events.iter().filter(|e| fresh.contains(&e.id)).map(|e| e.member_id.as_str()).collect();
+        let mut members: HashMap<String, Pending> = HashMap::new();
+        if !wanted.is_empty() {
+            let lock = if self.sqlite { "" } else { " FOR UPDATE" };
+            let sql = format!(
+                "SELECT {MEMBER_COLUMNS} FROM members m JOIN apple_passes p ON p.program = m.program AND p.member_id = m.member_id \
+                 WHERE m.program = $1 AND m.member_id IN ({}){lock}",
+                in_list(wanted.len(), 2)
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(program.to_string());
+            for id in &wanted {
+                query = query.bind(id.to_string());
+            }
+            for row in query.fetch_all(&mut *tx).await? {
+                let record = member_from_row(&row)?;
+                members
+                    .insert(record.member_id.clone(), Pending { record, new: false, applied: false, visible: false });
+            }
+        }
+
+        // 3. Decide, in request order.
         let mut statuses = Vec::with_capacity(events.len());
-        let mut changed = false;
-        for event in events {
-            let fresh = sqlx::query(
-                "INSERT INTO ledger_events (event_id, member_id, sequence, status, received_at) VALUES ($1, $2, $3, 'applied', $4) \
-                 ON CONFLICT (event_id) DO NOTHING",
-            )
-            .bind(&event.id)
-            .bind(&event.member_id)
-            .bind(event.sequence)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-                == 1;
-            if !fresh {
+        let mut claimed: HashSet<&str> = HashSet::new();
+        let mut created: Vec<String> = Vec::new();
+        for e in events {
+            if !fresh.contains(&e.id) || !claimed.insert(e.id.as_str()) {
                 statuses.push(EventStatus::Duplicate);
                 continue;
             }
-            let status = match Self::member_in(&mut tx, program, &event.member_id).await? {
+            let status = match members.get_mut(&e.member_id) {
                 None => {
-                    let change = MemberChange {
-                        name: event.name.clone(),
-                        tier: event.tier.clone(),
-                        points: event.points,
+                    created.push(e.member_id.clone());
+                    let record = MemberRecord {
+                        program: program.to_string(),
+                        member_id: e.member_id.clone(),
+                        public_id: ids::random_token(16),
+                        name: e.name.clone(),
+                        tier: e.tier.clone(),
+                        points: e.points,
                         locale: None,
                         attributes: "{}".into(),
+                        retired: false,
+                        ledger_sequence: Some(e.sequence),
+                        created_at: now,
+                        updated_at: now,
+                        serial_number: ids::random_hex128(),
+                        authentication_token: ids::random_token(32),
+                        pass_type_id: pass_type_id.to_string(),
+                        team_id: team_id.to_string(),
+                        voided: false,
+                        update_tag: 0,
+                        modified_at: now,
                     };
-                    insert_member(&mut tx, program, &event.member_id, &change, identity, now, Some(event.sequence))
-                        .await?;
+                    members.insert(e.member_id.clone(), Pending { record, new: true, applied: true, visible: false });
                     EventStatus::Applied
                 }
-                Some(m) if m.retired => EventStatus::Retired,
-                Some(m) if m.ledger_sequence.is_some_and(|last| event.sequence <= last) => EventStatus::Stale,
+                Some(m) if m.record.retired => EventStatus::Retired,
+                Some(m) if m.record.ledger_sequence.is_some_and(|last| e.sequence <= last) => EventStatus::Stale,
                 Some(m) => {
-                    let name = event.name.clone().or(m.name.clone());
-                    sqlx::query(
-                        "UPDATE members SET points = $1, tier = $2, name = $3, ledger_sequence = $4, updated_at = $5 \
-                         WHERE program = $6 AND member_id = $7",
-                    )
-                    .bind(event.points)
-                    .bind(&event.tier)
-                    .bind(name.clone())
-                    .bind(event.sequence)
-                    .bind(now)
-                    .bind(program)
-                    .bind(&event.member_id)
-                    .execute(&mut *tx)
-                    .await?;
-                    if m.points != event.points || m.tier != event.tier || m.name != name {
-                        touch_pass(&mut tx, &m.serial_number, m.modified_at, now).await?;
-                        changed = true;
-                    }
+                    let r = &mut m.record;
+                    let name = e.name.clone().or(r.name.clone());
+                    m.visible |= r.points != e.points || r.tier != e.tier || r.name != name;
+                    (r.points, r.tier, r.name, r.ledger_sequence) = (e.points, e.tier.clone(), name, Some(e.sequence));
+                    m.applied = true;
                     EventStatus::Applied
                 }
             };
-            if status != EventStatus::Applied {
-                sqlx::query("UPDATE ledger_events SET status = $1 WHERE event_id = $2")
-                    .bind(status.as_str())
-                    .bind(&event.id)
-                    .execute(&mut *tx)
-                    .await?;
-            }
             statuses.push(status);
         }
+
+        // 4. Write the outcome.
+        let touched: Vec<&Pending> = members.values().filter(|m| !m.new && m.visible).collect();
+        let tag_count = (created.len() + touched.len()) as i64;
+        let mut next_tag = if tag_count > 0 {
+            let row =
+                sqlx::query("UPDATE counters SET value = value + $1 WHERE name = 'pass_update_tag' RETURNING value")
+                    .bind(tag_count)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            row.try_get::<i64, _>(0)? - tag_count + 1
+        } else {
+            0
+        };
+        if !created.is_empty() {
+            let new: Vec<&MemberRecord> = created.iter().map(|id| &members[id].record).collect();
+            let sql = format!(
+                "WITH v(member_id, public_id, name, tier, points, seq) AS (VALUES {}) \
+                 INSERT INTO members (program, member_id, public_id, name, tier, points, locale, attributes, retired, \
+                 created_at, updated_at, ledger_sequence) SELECT $1, v.member_id, v.public_id, v.name, v.tier, v.points, \
+                 NULL, '{{}}', 0, $2, $2, v.seq FROM v",
+                value_rows(
+                    new.len(),
+                    &["{}", "{}", "CAST({} AS TEXT)", "{}", "CAST({} AS BIGINT)", "CAST({} AS BIGINT)"],
+                    3
+                )
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(program.to_string()).bind(now);
+            for r in &new {
+                query = query
+                    .bind(r.member_id.clone())
+                    .bind(r.public_id.clone())
+                    .bind(r.name.clone())
+                    .bind(r.tier.clone())
+                    .bind(r.points)
+                    .bind(r.ledger_sequence);
+            }
+            query.execute(&mut *tx).await?;
+            let sql = format!(
+                "WITH v(serial, member_id, token, tag) AS (VALUES {}) \
+                 INSERT INTO apple_passes (serial_number, program, member_id, pass_type_id, team_id, authentication_token, \
+                 voided, update_tag, modified_at, created_at) SELECT v.serial, $1, v.member_id, $2, $3, v.token, 0, v.tag, $4, $4 \
+                 FROM v",
+                value_rows(new.len(), &["{}", "{}", "{}", "CAST({} AS BIGINT)"], 5)
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(program.to_string())
+                .bind(pass_type_id.to_string())
+                .bind(team_id.to_string())
+                .bind(now);
+            for r in &new {
+                query = query
+                    .bind(r.serial_number.clone())
+                    .bind(r.member_id.clone())
+                    .bind(r.authentication_token.clone())
+                    .bind(next_tag);
+                next_tag += 1;
+            }
+            query.execute(&mut *tx).await?;
+        }
+        let updated: Vec<&MemberRecord> = members.values().filter(|m| !m.new && m.applied).map(|m| &m.record).collect();
+        if !updated.is_empty() {
+            let sql = format!(
+                "WITH v(member_id, points, tier, name, seq) AS (VALUES {}) \
+                 UPDATE members SET points = v.points, tier = v.tier, name = v.name, ledger_sequence = v.seq, updated_at = $2 \
+                 FROM v WHERE members.program = $1 AND members.member_id = v.member_id",
+                value_rows(
+                    updated.len(),
+                    &["{}", "CAST({} AS BIGINT)", "{}", "CAST({} AS TEXT)", "CAST({} AS BIGINT)"],
+                    3
+                )
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(program.to_string()).bind(now);
+            for r in &updated {
+                query = query
+                    .bind(r.member_id.clone())
+                    .bind(r.points)
+                    .bind(r.tier.clone())
+                    .bind(r.name.clone())
+                    .bind(r.ledger_sequence);
+            }
+            query.execute(&mut *tx).await?;
+        }
+        if !touched.is_empty() {
+            // A new tag per pass, and Last-Modified at least a second past the previous one.
+            let sql = format!(
+                "WITH v(serial, tag, modified) AS (VALUES {}) \
+                 UPDATE apple_passes SET update_tag = v.tag, modified_at = v.modified FROM v WHERE apple_passes.serial_number = v.serial",
+                value_rows(touched.len(), &["{}", "CAST({} AS BIGINT)", "CAST({} AS BIGINT)"], 1)
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for m in &touched {
+                query =
+                    query.bind(m.record.serial_number.clone()).bind(next_tag).bind(now.max(m.record.modified_at + 1));
+                next_tag += 1;
+            }
+            query.execute(&mut *tx).await?;
+            let serials: Vec<&str> = touched.iter().map(|m| m.record.serial_number.as_str()).collect();
+            enqueue_pushes(&mut tx, &serials).await?;
+        }
+        for status in [EventStatus::Stale, EventStatus::Retired] {
+            let ids: Vec<&str> =
+                events.iter().zip(&statuses).filter(|(_, s)| **s == status).map(|(e, _)| e.id.as_str()).collect();
+            if ids.is_empty() {
+                continue;
+            }
+            let sql = format!("UPDATE ledger_events SET status = $1 WHERE event_id IN ({})", in_list(ids.len(), 2));
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(status.as_str());
+            for id in ids {
+                query = query.bind(id.to_string());
+            }
+            query.execute(&mut *tx).await?;
+        }
         tx.commit().await?;
-        if changed {
+        if !touched.is_empty() {
             self.changed();
         }
         Ok(statuses)

@@ -50,11 +50,11 @@ pub enum UpsertOutcome {
     Unchanged,
 }
 
-const MEMBER_COLUMNS: &str = "m.program, m.member_id, m.public_id, m.name, m.tier, m.points, m.locale, m.attributes, \
+pub(crate) const MEMBER_COLUMNS: &str = "m.program, m.member_id, m.public_id, m.name, m.tier, m.points, m.locale, m.attributes, \
      m.retired, m.ledger_sequence, m.created_at, m.updated_at, p.serial_number, p.authentication_token, \
      p.pass_type_id, p.team_id, p.voided, p.update_tag, p.modified_at";
 
-fn member_from_row(row: &AnyRow) -> Result<MemberRecord, sqlx::Error> {
+pub(crate) fn member_from_row(row: &AnyRow) -> Result<MemberRecord, sqlx::Error> {
     Ok(MemberRecord {
         program: row.try_get(0)?,
         member_id: row.try_get(1)?,
@@ -103,7 +103,7 @@ pub(crate) async fn touch_pass(
         .bind(serial)
         .execute(&mut **tx)
         .await?;
-    super::outbox::enqueue_pushes(tx, serial).await
+    super::outbox::enqueue_pushes(tx, &[serial]).await
 }
 
 /// Which member a lookup wants; each is one indexed equality.

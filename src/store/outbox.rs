@@ -67,17 +67,22 @@ pub struct PushResult {
 }
 
 /// Writes a push job for every token registered for `serial`, coalescing with a job already waiting.
-pub(crate) async fn enqueue_pushes(tx: &mut Transaction<'static, Any>, serial: &str) -> StoreResult<()> {
+pub(crate) async fn enqueue_pushes(tx: &mut Transaction<'static, Any>, serials: &[&str]) -> StoreResult<()> {
+    if serials.is_empty() {
+        return Ok(());
+    }
     let now_ms = crate::time_fmt::now_unix_ms();
-    sqlx::query(
+    let sql = format!(
         "INSERT INTO push_jobs (pass_type_id, push_token, enqueued_at, generation, attempts, not_before, lease_until) \
-         SELECT DISTINCT pass_type_id, push_token, $1, 1, 0, $1, 0 FROM registrations WHERE serial_number = $2 \
+         SELECT DISTINCT pass_type_id, push_token, $1, 1, 0, $1, 0 FROM registrations WHERE serial_number IN ({}) \
          ON CONFLICT (pass_type_id, push_token) DO UPDATE SET generation = push_jobs.generation + 1",
-    )
-    .bind(now_ms)
-    .bind(serial)
-    .execute(&mut **tx)
-    .await?;
+        super::in_list(serials.len(), 2)
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now_ms);
+    for serial in serials {
+        query = query.bind(serial.to_string());
+    }
+    query.execute(&mut **tx).await?;
     Ok(())
 }
 
