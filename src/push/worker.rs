@@ -200,9 +200,6 @@ impl PushWorker {
                     0
                 }
             };
-            if let Ok(depth) = self.store.outbox_depth().await {
-                self.metrics.outbox_depth.store(depth.max(0) as u64, Ordering::Relaxed);
-            }
             if last_prune.elapsed() > Duration::from_secs(3600) {
                 last_prune = std::time::Instant::now();
                 match self.store.prune_ledger_events().await {
@@ -213,6 +210,10 @@ impl PushWorker {
             }
             if handled > 0 {
                 continue;
+            }
+            // Idle: a good moment to count what waits (not after every round, where it would slow the next).
+            if let Ok(depth) = self.store.outbox_depth().await {
+                self.metrics.outbox_depth.store(depth.max(0) as u64, Ordering::Relaxed);
             }
             // Nothing due: sleep until the next job falls due, a change arrives, or a second passes
             // (other instances' changes do not wake us).

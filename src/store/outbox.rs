@@ -1,8 +1,10 @@
 //! The push outbox: jobs written with the change they announce, claimed under a lease, settled in batches.
 
+use std::collections::{BTreeMap, HashSet};
+
 use sqlx::{Any, Row, Transaction};
 
-use super::{Store, StoreResult};
+use super::{Store, StoreResult, in_list, value_rows};
 
 /// How many attempts a push gets before it is given up (with backoff, a few hours of retries).
 pub const RETRY_BUDGET: i64 = 12;
@@ -140,39 +142,19 @@ impl Store {
             .rows_affected())
     }
 
-    /// Settles a batch of attempts in one transaction.
+    /// Settles a round of attempts in one transaction, with a few set-based statements for the common
+    /// case (delivered) and one statement per job for the rest.
     pub async fn record_push_results(&self, results: &[PushResult]) -> StoreResult<()> {
         if results.is_empty() {
             return Ok(());
         }
         let mut tx = self.writer.begin().await?;
+        let mut labels = Vec::with_capacity(results.len());
         for r in results {
             let (pt, token) = (&r.job.pass_type_id, &r.job.push_token);
-            let (status, reason): (Option<u16>, Option<&str>) = match &r.outcome {
-                PushOutcome::Delivered => (Some(200), None),
-                PushOutcome::Unregistered { status, reason } | PushOutcome::Failed { status, reason } => {
-                    (Some(*status), Some(reason))
-                }
-                PushOutcome::Retry { status, reason, .. } => (*status, Some(reason)),
-                PushOutcome::Forbidden { reason, .. } => (Some(403), Some(reason)),
-            };
             let mut label = r.outcome.label();
             match &r.outcome {
-                PushOutcome::Delivered => {
-                    // A change that arrived while this push was in flight moved the generation: keep the
-                    // row, due now, so the device hears of that change too.
-                    let done = sqlx::query(
-                        "DELETE FROM push_jobs WHERE pass_type_id = $1 AND push_token = $2 AND generation = $3",
-                    )
-                    .bind(pt)
-                    .bind(token)
-                    .bind(r.job.generation)
-                    .execute(&mut *tx)
-                    .await?;
-                    if done.rows_affected() == 0 {
-                        release(&mut tx, pt, token, r.at, None).await?;
-                    }
-                }
+                PushOutcome::Delivered => {}
                 PushOutcome::Unregistered { .. } => {
                     sqlx::query("DELETE FROM registrations WHERE pass_type_id = $1 AND push_token = $2")
                         .bind(pt)
@@ -192,26 +174,77 @@ impl Store {
                 }
                 PushOutcome::Forbidden { retry_at, .. } => release(&mut tx, pt, token, *retry_at, None).await?,
             }
-            let at_secs = r.at / 1000;
-            sqlx::query(
-                "UPDATE registrations SET last_push_at = $1, last_push_result = $2, last_push_reason = $3 \
-                 WHERE pass_type_id = $4 AND push_token = $5",
-            )
-            .bind(at_secs)
-            .bind(label)
-            .bind(reason.map(str::to_string))
-            .bind(pt)
-            .bind(token)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query("INSERT INTO push_attempts (push_token, attempted_at, result, status, reason) VALUES ($1, $2, $3, $4, $5)")
-                .bind(token)
-                .bind(at_secs)
-                .bind(label)
-                .bind(status.map(i64::from))
-                .bind(reason.map(str::to_string))
-                .execute(&mut *tx)
-                .await?;
+            labels.push(label);
+        }
+
+        // Delivered jobs go, unless a change arrived while the push was in flight (the generation moved):
+        // then the row stays, due now, so the device hears of that change too.
+        let delivered: Vec<&PushResult> = results.iter().filter(|r| r.outcome == PushOutcome::Delivered).collect();
+        for chunk in delivered.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "DELETE FROM push_jobs WHERE (pass_type_id, push_token, generation) IN (VALUES {}) RETURNING pass_type_id, push_token",
+                value_rows(chunk.len(), &["{}", "{}", "CAST({} AS BIGINT)"], 1)
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for r in chunk {
+                query = query.bind(r.job.pass_type_id.clone()).bind(r.job.push_token.clone()).bind(r.job.generation);
+            }
+            let deleted: HashSet<(String, String)> = query
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+                .collect::<Result<_, sqlx::Error>>()?;
+            for r in chunk.iter().filter(|r| !deleted.contains(&(r.job.pass_type_id.clone(), r.job.push_token.clone())))
+            {
+                release(&mut tx, &r.job.pass_type_id, &r.job.push_token, r.at, None).await?;
+            }
+        }
+
+        // Each registration's last attempt: one statement per (pass type, result, reason).
+        let mut groups: BTreeMap<(&str, &str, Option<&str>), (i64, Vec<&str>)> = BTreeMap::new();
+        for (r, label) in results.iter().zip(&labels) {
+            let entry =
+                groups.entry((r.job.pass_type_id.as_str(), *label, reason_of(&r.outcome))).or_insert((0, Vec::new()));
+            entry.0 = entry.0.max(r.at / 1000);
+            entry.1.push(r.job.push_token.as_str());
+        }
+        for ((pt, label, reason), (at, tokens)) in &groups {
+            for chunk in tokens.chunks(ROWS_PER_STATEMENT) {
+                let sql = format!(
+                    "UPDATE registrations SET last_push_at = $1, last_push_result = $2, last_push_reason = $3 \
+                     WHERE pass_type_id = $4 AND push_token IN ({})",
+                    in_list(chunk.len(), 5)
+                );
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(*at)
+                    .bind(label.to_string())
+                    .bind(reason.map(str::to_string))
+                    .bind(pt.to_string());
+                for token in chunk {
+                    query = query.bind(token.to_string());
+                }
+                query.execute(&mut *tx).await?;
+            }
+        }
+
+        // The bounded history.
+        let rows: Vec<(&PushResult, &&str)> = results.iter().zip(&labels).collect();
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO push_attempts (push_token, attempted_at, result, status, reason) VALUES {}",
+                value_rows(chunk.len(), &["{}", "{}", "{}", "{}", "{}"], 1)
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (r, label) in chunk {
+                query = query
+                    .bind(r.job.push_token.clone())
+                    .bind(r.at / 1000)
+                    .bind(label.to_string())
+                    .bind(status_of(&r.outcome).map(i64::from))
+                    .bind(reason_of(&r.outcome).map(str::to_string));
+            }
+            query.execute(&mut *tx).await?;
         }
         sqlx::query("DELETE FROM push_attempts WHERE id <= (SELECT MAX(id) FROM push_attempts) - $1")
             .bind(HISTORY_ROWS)
@@ -262,6 +295,28 @@ impl Store {
             None => sqlx::query("DELETE FROM service_state WHERE name = $1").bind(name).execute(&self.writer).await?,
         };
         Ok(())
+    }
+}
+
+/// Rows per multi-row statement: well under SQLite's and PostgreSQL's limits on bound parameters.
+const ROWS_PER_STATEMENT: usize = 1000;
+
+fn status_of(outcome: &PushOutcome) -> Option<u16> {
+    match outcome {
+        PushOutcome::Delivered => Some(200),
+        PushOutcome::Unregistered { status, .. } | PushOutcome::Failed { status, .. } => Some(*status),
+        PushOutcome::Retry { status, .. } => *status,
+        PushOutcome::Forbidden { .. } => Some(403),
+    }
+}
+
+fn reason_of(outcome: &PushOutcome) -> Option<&str> {
+    match outcome {
+        PushOutcome::Delivered => None,
+        PushOutcome::Unregistered { reason, .. }
+        | PushOutcome::Failed { reason, .. }
+        | PushOutcome::Retry { reason, .. }
+        | PushOutcome::Forbidden { reason, .. } => Some(reason),
     }
 }
 
