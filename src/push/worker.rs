@@ -104,7 +104,9 @@ impl PushWorker {
         let forbidden = self.metrics.apns_forbidden.load(Ordering::Relaxed) == 1;
         // While our credentials are refused, probe with one job at a time.
         let limit = if forbidden { 1 } else { self.settings.batch };
+        let t0 = std::time::Instant::now();
         let jobs = self.store.claim_push_jobs(limit, self.settings.lease_ms).await?;
+        let t_claim = t0.elapsed();
         if jobs.is_empty() {
             return Ok(0);
         }
@@ -125,8 +127,17 @@ impl PushWorker {
             self.observe(&job, &outcome, now);
             results.push(PushResult { job, outcome, at: now });
         }
+        let t_send = t0.elapsed();
         self.update_forbidden(&results).await?;
         self.store.record_push_results(&results).await?;
+        if std::env::var("TESSERA_PROFILE_WORKER").is_ok() {
+            eprintln!(
+                "round {count}: claim {:?} send {:?} record {:?}",
+                t_claim,
+                t_send - t_claim,
+                t0.elapsed() - t_send
+            );
+        }
         Ok(count)
     }
 

@@ -7,7 +7,7 @@ use sqlx::Row;
 
 use super::members::{MEMBER_COLUMNS, member_from_row};
 use super::outbox::enqueue_pushes;
-use super::{MemberRecord, Store, StoreResult, in_list, value_rows};
+use super::{MemberRecord, Params, Store, StoreResult};
 use crate::ids;
 
 /// A validated ledger event.
@@ -76,7 +76,8 @@ impl Store {
         let sql = format!(
             "INSERT INTO ledger_events (event_id, member_id, sequence, status, received_at) VALUES {} \
              ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
-            value_rows(events.len(), &["{}", "{}", "CAST({} AS BIGINT)", "'applied'", "CAST({} AS BIGINT)"], 1)
+            Params::new(self.sqlite)
+                .rows(events.len(), &["{}", "{}", "CAST({} AS BIGINT)", "'applied'", "CAST({} AS BIGINT)"])
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for e in events {
@@ -91,10 +92,12 @@ impl Store {
         let mut members: HashMap<String, Pending> = HashMap::new();
         if !wanted.is_empty() {
             let lock = if self.sqlite { "" } else { " FOR UPDATE" };
+            let mut p = Params::new(self.sqlite);
+            let program_param = p.next();
             let sql = format!(
                 "SELECT {MEMBER_COLUMNS} FROM members m JOIN apple_passes p ON p.program = m.program AND p.member_id = m.member_id \
-                 WHERE m.program = $1 AND m.member_id IN ({}){lock}",
-                in_list(wanted.len(), 2)
+                 WHERE m.program = {program_param} AND m.member_id IN ({}){lock}",
+                p.list(wanted.len())
             );
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(program.to_string());
             for id in &wanted {
@@ -172,18 +175,17 @@ impl Store {
         };
         if !created.is_empty() {
             let new: Vec<&MemberRecord> = created.iter().map(|id| &members[id].record).collect();
+            let mut p = Params::new(self.sqlite);
+            let rows =
+                p.rows(new.len(), &["{}", "{}", "CAST({} AS TEXT)", "{}", "CAST({} AS BIGINT)", "CAST({} AS BIGINT)"]);
+            let (prog, created_at, updated_at) = (p.next(), p.next(), p.next());
             let sql = format!(
-                "WITH v(member_id, public_id, name, tier, points, seq) AS (VALUES {}) \
+                "WITH v(member_id, public_id, name, tier, points, seq) AS (VALUES {rows}) \
                  INSERT INTO members (program, member_id, public_id, name, tier, points, locale, attributes, retired, \
-                 created_at, updated_at, ledger_sequence) SELECT $1, v.member_id, v.public_id, v.name, v.tier, v.points, \
-                 NULL, '{{}}', 0, $2, $2, v.seq FROM v",
-                value_rows(
-                    new.len(),
-                    &["{}", "{}", "CAST({} AS TEXT)", "{}", "CAST({} AS BIGINT)", "CAST({} AS BIGINT)"],
-                    3
-                )
+                 created_at, updated_at, ledger_sequence) SELECT {prog}, v.member_id, v.public_id, v.name, v.tier, v.points, \
+                 NULL, '{{}}', 0, CAST({created_at} AS BIGINT), CAST({updated_at} AS BIGINT), v.seq FROM v"
             );
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(program.to_string()).bind(now);
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for r in &new {
                 query = query
                     .bind(r.member_id.clone())
@@ -193,19 +195,18 @@ impl Store {
                     .bind(r.points)
                     .bind(r.ledger_sequence);
             }
-            query.execute(&mut *tx).await?;
+            query.bind(program.to_string()).bind(now).bind(now).execute(&mut *tx).await?;
+
+            let mut p = Params::new(self.sqlite);
+            let rows = p.rows(new.len(), &["{}", "{}", "{}", "CAST({} AS BIGINT)"]);
+            let (prog, pt, team, modified, created_at) = (p.next(), p.next(), p.next(), p.next(), p.next());
             let sql = format!(
-                "WITH v(serial, member_id, token, tag) AS (VALUES {}) \
+                "WITH v(serial, member_id, token, tag) AS (VALUES {rows}) \
                  INSERT INTO apple_passes (serial_number, program, member_id, pass_type_id, team_id, authentication_token, \
-                 voided, update_tag, modified_at, created_at) SELECT v.serial, $1, v.member_id, $2, $3, v.token, 0, v.tag, $4, $4 \
-                 FROM v",
-                value_rows(new.len(), &["{}", "{}", "{}", "CAST({} AS BIGINT)"], 5)
+                 voided, update_tag, modified_at, created_at) SELECT v.serial, {prog}, v.member_id, {pt}, {team}, v.token, 0, \
+                 v.tag, CAST({modified} AS BIGINT), CAST({created_at} AS BIGINT) FROM v"
             );
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(program.to_string())
-                .bind(pass_type_id.to_string())
-                .bind(team_id.to_string())
-                .bind(now);
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for r in &new {
                 query = query
                     .bind(r.serial_number.clone())
@@ -214,21 +215,27 @@ impl Store {
                     .bind(next_tag);
                 next_tag += 1;
             }
-            query.execute(&mut *tx).await?;
+            query
+                .bind(program.to_string())
+                .bind(pass_type_id.to_string())
+                .bind(team_id.to_string())
+                .bind(now)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
         }
         let updated: Vec<&MemberRecord> = members.values().filter(|m| !m.new && m.applied).map(|m| &m.record).collect();
         if !updated.is_empty() {
+            let mut p = Params::new(self.sqlite);
+            let rows =
+                p.rows(updated.len(), &["{}", "CAST({} AS BIGINT)", "{}", "CAST({} AS TEXT)", "CAST({} AS BIGINT)"]);
+            let (updated_at, prog) = (p.next(), p.next());
             let sql = format!(
-                "WITH v(member_id, points, tier, name, seq) AS (VALUES {}) \
-                 UPDATE members SET points = v.points, tier = v.tier, name = v.name, ledger_sequence = v.seq, updated_at = $2 \
-                 FROM v WHERE members.program = $1 AND members.member_id = v.member_id",
-                value_rows(
-                    updated.len(),
-                    &["{}", "CAST({} AS BIGINT)", "{}", "CAST({} AS TEXT)", "CAST({} AS BIGINT)"],
-                    3
-                )
+                "WITH v(member_id, points, tier, name, seq) AS (VALUES {rows}) \
+                 UPDATE members SET points = v.points, tier = v.tier, name = v.name, ledger_sequence = v.seq, \
+                 updated_at = CAST({updated_at} AS BIGINT) FROM v WHERE members.program = {prog} AND members.member_id = v.member_id"
             );
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(program.to_string()).bind(now);
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for r in &updated {
                 query = query
                     .bind(r.member_id.clone())
@@ -237,14 +244,14 @@ impl Store {
                     .bind(r.name.clone())
                     .bind(r.ledger_sequence);
             }
-            query.execute(&mut *tx).await?;
+            query.bind(now).bind(program.to_string()).execute(&mut *tx).await?;
         }
         if !touched.is_empty() {
             // A new tag per pass, and Last-Modified at least a second past the previous one.
             let sql = format!(
                 "WITH v(serial, tag, modified) AS (VALUES {}) \
                  UPDATE apple_passes SET update_tag = v.tag, modified_at = v.modified FROM v WHERE apple_passes.serial_number = v.serial",
-                value_rows(touched.len(), &["{}", "CAST({} AS BIGINT)", "CAST({} AS BIGINT)"], 1)
+                Params::new(self.sqlite).rows(touched.len(), &["{}", "CAST({} AS BIGINT)", "CAST({} AS BIGINT)"])
             );
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for m in &touched {
@@ -254,7 +261,7 @@ impl Store {
             }
             query.execute(&mut *tx).await?;
             let serials: Vec<&str> = touched.iter().map(|m| m.record.serial_number.as_str()).collect();
-            enqueue_pushes(&mut tx, &serials).await?;
+            enqueue_pushes(&mut tx, self.sqlite, &serials).await?;
         }
         for status in [EventStatus::Stale, EventStatus::Retired] {
             let ids: Vec<&str> =
@@ -262,7 +269,10 @@ impl Store {
             if ids.is_empty() {
                 continue;
             }
-            let sql = format!("UPDATE ledger_events SET status = $1 WHERE event_id IN ({})", in_list(ids.len(), 2));
+            let mut p = Params::new(self.sqlite);
+            let status_param = p.next();
+            let sql =
+                format!("UPDATE ledger_events SET status = {status_param} WHERE event_id IN ({})", p.list(ids.len()));
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(status.as_str());
             for id in ids {
                 query = query.bind(id.to_string());

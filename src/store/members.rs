@@ -103,7 +103,7 @@ pub(crate) async fn touch_pass(
         .bind(serial)
         .execute(&mut **tx)
         .await?;
-    super::outbox::enqueue_pushes(tx, &[serial]).await
+    super::outbox::enqueue_pushes(tx, false, &[serial]).await
 }
 
 /// Which member a lookup wants; each is one indexed equality.

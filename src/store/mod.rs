@@ -38,46 +38,71 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// `rows` tuples of placeholders for a multi-row statement, numbered from `first`: each column is written
-/// through its template (`"{}"`, or `"CAST({} AS BIGINT)"` where PostgreSQL needs the type in a VALUES
-/// list). Batches answer with a few set-based statements rather than one per row: through sqlx's SQLite
-/// driver each statement is a round trip to its thread, which costs more than the work.
-pub(crate) fn value_rows(rows: usize, columns: &[&str], first: usize) -> String {
-    let mut out = String::with_capacity(rows * columns.len() * 8);
-    let mut n = first;
-    for r in 0..rows {
-        out.push_str(if r == 0 { "(" } else { ", (" });
-        for (c, template) in columns.iter().enumerate() {
-            if c > 0 {
-                out.push_str(", ");
-            }
-            if template.contains("{}") {
-                out.push_str(&template.replace("{}", &format!("${n}")));
-                n += 1;
-            } else {
-                out.push_str(template);
-            }
-        }
-        out.push(')');
-    }
-    out
+/// Placeholders for the multi-row statements that let a batch cost a few statements rather than one per
+/// row (through sqlx's SQLite driver each statement is a round trip to its thread). On SQLite they are
+/// anonymous `?`, bound strictly in the order they appear: SQLite resolves `$N` (and `?N`) names by a
+/// linear scan per parameter, which makes a statement with thousands of them quadratic. PostgreSQL gets
+/// `$1, $2, …`. Every placeholder is one bind, in textual order, so a value used twice is bound twice.
+pub(crate) struct Params {
+    sqlite: bool,
+    n: usize,
 }
 
-/// `$first, $first+1, …` for an `IN (…)` list of `count` values.
-pub(crate) fn in_list(count: usize, first: usize) -> String {
-    (first..first + count).map(|n| format!("${n}")).collect::<Vec<_>>().join(", ")
+impl Params {
+    pub(crate) fn new(sqlite: bool) -> Params {
+        Params { sqlite, n: 0 }
+    }
+
+    /// The next placeholder.
+    pub(crate) fn next(&mut self) -> String {
+        self.n += 1;
+        if self.sqlite { "?".to_string() } else { format!("${}", self.n) }
+    }
+
+    /// `rows` tuples; each column is written through its template (`"{}"`, `"CAST({} AS BIGINT)"` where
+    /// PostgreSQL needs the type in a VALUES list, or a literal without `{}`).
+    pub(crate) fn rows(&mut self, rows: usize, columns: &[&str]) -> String {
+        let mut out = String::with_capacity(rows * columns.len() * 8);
+        for r in 0..rows {
+            out.push_str(if r == 0 { "(" } else { ", (" });
+            for (c, template) in columns.iter().enumerate() {
+                if c > 0 {
+                    out.push_str(", ");
+                }
+                if template.contains("{}") {
+                    let placeholder = self.next();
+                    out.push_str(&template.replace("{}", &placeholder));
+                } else {
+                    out.push_str(template);
+                }
+            }
+            out.push(')');
+        }
+        out
+    }
+
+    /// `count` placeholders for an `IN (…)` list.
+    pub(crate) fn list(&mut self, count: usize) -> String {
+        (0..count).map(|_| self.next()).collect::<Vec<_>>().join(", ")
+    }
 }
 
 #[cfg(test)]
 mod sql_tests {
+    use super::Params;
+
     #[test]
-    fn placeholders_number_in_order() {
+    fn placeholders_follow_the_back_end() {
+        let mut pg = Params::new(false);
+        assert_eq!(pg.next(), "$1");
         assert_eq!(
-            super::value_rows(2, &["{}", "CAST({} AS BIGINT)"], 3),
-            "($3, CAST($4 AS BIGINT)), ($5, CAST($6 AS BIGINT))"
+            pg.rows(2, &["{}", "'x'", "CAST({} AS BIGINT)"]),
+            "($2, 'x', CAST($3 AS BIGINT)), ($4, 'x', CAST($5 AS BIGINT))"
         );
-        assert_eq!(super::value_rows(2, &["{}", "'x'", "{}"], 1), "($1, 'x', $2), ($3, 'x', $4)");
-        assert_eq!(super::in_list(3, 2), "$2, $3, $4");
+        assert_eq!(pg.list(2), "$6, $7");
+        let mut lite = Params::new(true);
+        assert_eq!(lite.rows(1, &["{}", "{}"]), "(?, ?)");
+        assert_eq!(lite.list(3), "?, ?, ?");
     }
 }
 

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use sqlx::{Any, Row, Transaction};
 
-use super::{Store, StoreResult, in_list, value_rows};
+use super::{Params, Store, StoreResult};
 
 /// How many attempts a push gets before it is given up (with backoff, a few hours of retries).
 pub const RETRY_BUDGET: i64 = 12;
@@ -69,18 +69,25 @@ pub struct PushResult {
 }
 
 /// Writes a push job for every token registered for `serial`, coalescing with a job already waiting.
-pub(crate) async fn enqueue_pushes(tx: &mut Transaction<'static, Any>, serials: &[&str]) -> StoreResult<()> {
+pub(crate) async fn enqueue_pushes(
+    tx: &mut Transaction<'static, Any>,
+    sqlite: bool,
+    serials: &[&str],
+) -> StoreResult<()> {
     if serials.is_empty() {
         return Ok(());
     }
     let now_ms = crate::time_fmt::now_unix_ms();
+    let mut p = Params::new(sqlite);
+    let (enqueued, due) = (p.next(), p.next());
     let sql = format!(
         "INSERT INTO push_jobs (pass_type_id, push_token, enqueued_at, generation, attempts, not_before, lease_until) \
-         SELECT DISTINCT pass_type_id, push_token, $1, 1, 0, $1, 0 FROM registrations WHERE serial_number IN ({}) \
+         SELECT DISTINCT pass_type_id, push_token, CAST({enqueued} AS BIGINT), 1, 0, CAST({due} AS BIGINT), 0 \
+         FROM registrations WHERE serial_number IN ({}) \
          ON CONFLICT (pass_type_id, push_token) DO UPDATE SET generation = push_jobs.generation + 1",
-        super::in_list(serials.len(), 2)
+        p.list(serials.len())
     );
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now_ms);
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now_ms).bind(now_ms);
     for serial in serials {
         query = query.bind(serial.to_string());
     }
@@ -179,11 +186,13 @@ impl Store {
 
         // Delivered jobs go, unless a change arrived while the push was in flight (the generation moved):
         // then the row stays, due now, so the device hears of that change too.
+        let prof = std::env::var("TESSERA_PROFILE_WORKER").is_ok();
+        let t0 = std::time::Instant::now();
         let delivered: Vec<&PushResult> = results.iter().filter(|r| r.outcome == PushOutcome::Delivered).collect();
         for chunk in delivered.chunks(ROWS_PER_STATEMENT) {
             let sql = format!(
                 "DELETE FROM push_jobs WHERE (pass_type_id, push_token, generation) IN (VALUES {}) RETURNING pass_type_id, push_token",
-                value_rows(chunk.len(), &["{}", "{}", "CAST({} AS BIGINT)"], 1)
+                Params::new(self.sqlite).rows(chunk.len(), &["{}", "{}", "CAST({} AS BIGINT)"])
             );
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for r in chunk {
@@ -201,6 +210,7 @@ impl Store {
             }
         }
 
+        let t_delete = t0.elapsed();
         // Each registration's last attempt: one statement per (pass type, result, reason).
         let mut groups: BTreeMap<(&str, &str, Option<&str>), (i64, Vec<&str>)> = BTreeMap::new();
         for (r, label) in results.iter().zip(&labels) {
@@ -211,10 +221,12 @@ impl Store {
         }
         for ((pt, label, reason), (at, tokens)) in &groups {
             for chunk in tokens.chunks(ROWS_PER_STATEMENT) {
+                let mut p = Params::new(self.sqlite);
+                let (a, b, c, d) = (p.next(), p.next(), p.next(), p.next());
                 let sql = format!(
-                    "UPDATE registrations SET last_push_at = $1, last_push_result = $2, last_push_reason = $3 \
-                     WHERE pass_type_id = $4 AND push_token IN ({})",
-                    in_list(chunk.len(), 5)
+                    "UPDATE registrations SET last_push_at = {a}, last_push_result = {b}, last_push_reason = {c} \
+                     WHERE pass_type_id = {d} AND push_token IN ({})",
+                    p.list(chunk.len())
                 );
                 let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
                     .bind(*at)
@@ -228,12 +240,13 @@ impl Store {
             }
         }
 
+        let t_regs = t0.elapsed();
         // The bounded history.
         let rows: Vec<(&PushResult, &&str)> = results.iter().zip(&labels).collect();
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
             let sql = format!(
                 "INSERT INTO push_attempts (push_token, attempted_at, result, status, reason) VALUES {}",
-                value_rows(chunk.len(), &["{}", "{}", "{}", "{}", "{}"], 1)
+                Params::new(self.sqlite).rows(chunk.len(), &["{}", "{}", "{}", "{}", "{}"])
             );
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for (r, label) in chunk {
@@ -246,11 +259,23 @@ impl Store {
             }
             query.execute(&mut *tx).await?;
         }
+        let t_hist = t0.elapsed();
         sqlx::query("DELETE FROM push_attempts WHERE id <= (SELECT MAX(id) FROM push_attempts) - $1")
             .bind(HISTORY_ROWS)
             .execute(&mut *tx)
             .await?;
+        let t_trim = t0.elapsed();
         tx.commit().await?;
+        if prof {
+            eprintln!(
+                "  record: delete {:?} regs {:?} hist {:?} trim {:?} commit {:?}",
+                t_delete,
+                t_regs - t_delete,
+                t_hist - t_regs,
+                t_trim - t_hist,
+                t0.elapsed() - t_trim
+            );
+        }
         Ok(())
     }
 
