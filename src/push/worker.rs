@@ -98,20 +98,17 @@ impl PushWorker {
         }
     }
 
-    /// One round: claim due jobs, push them concurrently, settle the results. Answers how many jobs it
-    /// handled (0: nothing was due).
-    pub async fn run_once(&self) -> StoreResult<usize> {
+    /// Claims the next round: up to `batch` due jobs, or one while APNs refuses our credentials (a probe).
+    async fn claim(&self) -> StoreResult<Vec<PushJob>> {
         let forbidden = self.metrics.apns_forbidden.load(Ordering::Relaxed) == 1;
-        // While our credentials are refused, probe with one job at a time.
         let limit = if forbidden { 1 } else { self.settings.batch };
-        let t0 = std::time::Instant::now();
-        let jobs = self.store.claim_push_jobs(limit, self.settings.lease_ms).await?;
-        let t_claim = t0.elapsed();
-        if jobs.is_empty() {
-            return Ok(0);
-        }
-        let count = jobs.len();
+        self.store.claim_push_jobs(limit, self.settings.lease_ms).await
+    }
+
+    /// Pushes a round concurrently (HTTP/2 multiplexes them) and classifies every answer.
+    async fn send_round(&self, jobs: Vec<PushJob>) -> Vec<PushResult> {
         let mut sends = JoinSet::new();
+        let count = jobs.len();
         for job in jobs {
             let apns = self.apns.clone();
             sends.spawn(async move {
@@ -127,16 +124,23 @@ impl PushWorker {
             self.observe(&job, &outcome, now);
             results.push(PushResult { job, outcome, at: now });
         }
-        let t_send = t0.elapsed();
-        self.update_forbidden(&results).await?;
-        self.store.record_push_results(&results).await?;
-        if std::env::var("TESSERA_PROFILE_WORKER").is_ok() {
-            eprintln!(
-                "round {count}: claim {:?} send {:?} record {:?}",
-                t_claim,
-                t_send - t_claim,
-                t0.elapsed() - t_send
-            );
+        results
+    }
+
+    /// Records a round's results (and the 403 state) in the database.
+    async fn settle(&self, results: &[PushResult]) -> StoreResult<()> {
+        self.update_forbidden(results).await?;
+        self.store.record_push_results(results).await
+    }
+
+    /// One whole round: claim due jobs, push them, settle the results. Answers how many jobs it handled
+    /// (0: nothing was due). `run` pipelines the same steps.
+    pub async fn run_once(&self) -> StoreResult<usize> {
+        let jobs = self.claim().await?;
+        let count = jobs.len();
+        if count > 0 {
+            let results = self.send_round(jobs).await;
+            self.settle(&results).await?;
         }
         Ok(count)
     }
@@ -183,6 +187,31 @@ impl PushWorker {
         Ok(())
     }
 
+    /// Nothing due: count the outbox, prune old ledger ids now and then, and sleep until the next job
+    /// falls due, a change arrives, shutdown, or a second passes (other instances' changes do not wake us).
+    async fn idle(&self, last_prune: &mut std::time::Instant, shutdown: &mut watch::Receiver<bool>) {
+        if let Ok(depth) = self.store.outbox_depth().await {
+            self.metrics.outbox_depth.store(depth.max(0) as u64, Ordering::Relaxed);
+        }
+        if last_prune.elapsed() > Duration::from_secs(3600) {
+            *last_prune = std::time::Instant::now();
+            match self.store.prune_ledger_events().await {
+                Ok(n) if n > 0 => tracing::info!(events = n, "forgot ledger event ids older than 35 days"),
+                Err(e) => tracing::warn!(error = %e, "pruning ledger event ids failed"),
+                _ => {}
+            }
+        }
+        let wait = match self.store.next_push_due().await {
+            Ok(Some(due)) => (due - now_unix_ms()).clamp(0, 1000),
+            _ => 1000,
+        };
+        tokio::select! {
+            _ = self.store.outbox_changed() => {}
+            _ = tokio::time::sleep(Duration::from_millis(wait as u64)) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+
     /// Runs until `shutdown` turns true, then finishes the round in flight; jobs left are sent after the
     /// next start.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
@@ -199,44 +228,50 @@ impl PushWorker {
             self.metrics.apns_forbidden.store(1, Ordering::Relaxed);
         }
         let mut last_prune = std::time::Instant::now() - Duration::from_secs(3600);
+        let mut settling: Option<tokio::task::JoinHandle<()>> = None;
+        let mut jobs: Vec<PushJob> = Vec::new();
         loop {
-            if *shutdown.borrow() {
-                break;
-            }
-            let round = self.run_once().instrument(tracing::info_span!("push round")).await;
-            let handled = match round {
-                Ok(n) => n,
-                Err(e) => {
-                    tracing::error!(error = %e, "push round failed; retrying shortly");
-                    0
+            if jobs.is_empty() {
+                if *shutdown.borrow() {
+                    break;
                 }
-            };
-            if last_prune.elapsed() > Duration::from_secs(3600) {
-                last_prune = std::time::Instant::now();
-                match self.store.prune_ledger_events().await {
-                    Ok(n) if n > 0 => tracing::info!(events = n, "forgot ledger event ids older than 35 days"),
-                    Err(e) => tracing::warn!(error = %e, "pruning ledger event ids failed"),
-                    _ => {}
-                }
+                jobs = self.claim().await.unwrap_or_else(|e| {
+                    tracing::error!(error = %e, "claiming push jobs failed; retrying shortly");
+                    Vec::new()
+                });
             }
-            if handled > 0 {
+            if jobs.is_empty() {
+                // Settling the last round may have made jobs due (a change during a push): look again.
+                if let Some(round) = settling.take() {
+                    let _ = round.await;
+                    continue;
+                }
+                self.idle(&mut last_prune, &mut shutdown).await;
                 continue;
             }
-            // Idle: a good moment to count what waits (not after every round, where it would slow the next).
-            if let Ok(depth) = self.store.outbox_depth().await {
-                self.metrics.outbox_depth.store(depth.max(0) as u64, Ordering::Relaxed);
+            let results =
+                self.send_round(std::mem::take(&mut jobs)).instrument(tracing::info_span!("push round")).await;
+            // Claim the next round before settling this one, so the settling overlaps the next round's
+            // pushes. This round's jobs stay leased until settled, so none is claimed twice.
+            if !*shutdown.borrow() {
+                jobs = self.claim().await.unwrap_or_else(|e| {
+                    tracing::error!(error = %e, "claiming push jobs failed; retrying shortly");
+                    Vec::new()
+                });
             }
-            // Nothing due: sleep until the next job falls due, a change arrives, or a second passes
-            // (other instances' changes do not wake us).
-            let wait = match self.store.next_push_due().await {
-                Ok(Some(due)) => (due - now_unix_ms()).clamp(0, 1000),
-                _ => 1000,
-            };
-            tokio::select! {
-                _ = self.store.outbox_changed() => {}
-                _ = tokio::time::sleep(Duration::from_millis(wait as u64)) => {}
-                _ = shutdown.changed() => {}
+            if let Some(round) = settling.take() {
+                let _ = round.await;
             }
+            let worker = self.clone();
+            settling = Some(tokio::spawn(async move {
+                if let Err(e) = worker.settle(&results).await {
+                    // The jobs stay leased and are pushed again when the lease ends: at least once.
+                    tracing::error!(error = %e, "recording push results failed");
+                }
+            }));
+        }
+        if let Some(round) = settling.take() {
+            let _ = round.await;
         }
         tracing::info!("push worker stopped");
     }

@@ -1,6 +1,6 @@
 //! The push outbox: jobs written with the change they announce, claimed under a lease, settled in batches.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use sqlx::{Any, Row, Transaction};
 
@@ -15,7 +15,6 @@ const HISTORY_ROWS: i64 = 10_000;
 pub struct PushJob {
     pub pass_type_id: String,
     pub push_token: String,
-    pub generation: i64,
     pub attempts: i64,
     /// Unix milliseconds of the oldest change waiting.
     pub enqueued_at: i64,
@@ -96,16 +95,17 @@ pub(crate) async fn enqueue_pushes(
 }
 
 impl Store {
-    /// Claims up to `limit` due jobs for `lease_ms`. On PostgreSQL, `SKIP LOCKED` keeps several instances
-    /// from claiming the same job.
+    /// Claims up to `limit` due jobs for `lease_ms`, resetting their `generation` to 0: a change that
+    /// arrives while the push is in flight moves it, which keeps the job alive past its delivery. On
+    /// PostgreSQL, `SKIP LOCKED` keeps several instances from claiming the same job.
     pub async fn claim_push_jobs(&self, limit: i64, lease_ms: i64) -> StoreResult<Vec<PushJob>> {
         let now = crate::time_fmt::now_unix_ms();
         let lock = if self.sqlite { "" } else { " FOR UPDATE SKIP LOCKED" };
         let sql = format!(
-            "UPDATE push_jobs SET lease_until = $1 WHERE (pass_type_id, push_token) IN \
+            "UPDATE push_jobs SET lease_until = $1, generation = 0 WHERE (pass_type_id, push_token) IN \
              (SELECT pass_type_id, push_token FROM push_jobs WHERE not_before <= $2 AND lease_until <= $2 \
               ORDER BY not_before LIMIT $3{lock}) \
-             RETURNING pass_type_id, push_token, generation, attempts, enqueued_at"
+             RETURNING pass_type_id, push_token, attempts, enqueued_at"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(now + lease_ms)
@@ -118,9 +118,8 @@ impl Store {
                 Ok(PushJob {
                     pass_type_id: r.try_get(0)?,
                     push_token: r.try_get(1)?,
-                    generation: r.try_get(2)?,
-                    attempts: r.try_get::<i64, _>(3)?,
-                    enqueued_at: r.try_get(4)?,
+                    attempts: r.try_get::<i64, _>(2)?,
+                    enqueued_at: r.try_get(3)?,
                 })
             })
             .collect()
@@ -184,33 +183,44 @@ impl Store {
             labels.push(label);
         }
 
-        // Delivered jobs go, unless a change arrived while the push was in flight (the generation moved):
-        // then the row stays, due now, so the device hears of that change too.
-        let prof = std::env::var("TESSERA_PROFILE_WORKER").is_ok();
-        let t0 = std::time::Instant::now();
-        let delivered: Vec<&PushResult> = results.iter().filter(|r| r.outcome == PushOutcome::Delivered).collect();
-        for chunk in delivered.chunks(ROWS_PER_STATEMENT) {
-            let sql = format!(
-                "DELETE FROM push_jobs WHERE (pass_type_id, push_token, generation) IN (VALUES {}) RETURNING pass_type_id, push_token",
-                Params::new(self.sqlite).rows(chunk.len(), &["{}", "{}", "CAST({} AS BIGINT)"])
-            );
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for r in chunk {
-                query = query.bind(r.job.pass_type_id.clone()).bind(r.job.push_token.clone()).bind(r.job.generation);
-            }
-            let deleted: HashSet<(String, String)> = query
-                .fetch_all(&mut *tx)
-                .await?
-                .iter()
-                .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
-                .collect::<Result<_, sqlx::Error>>()?;
-            for r in chunk.iter().filter(|r| !deleted.contains(&(r.job.pass_type_id.clone(), r.job.push_token.clone())))
-            {
-                release(&mut tx, &r.job.pass_type_id, &r.job.push_token, r.at, None).await?;
+        // Delivered jobs go, unless a change arrived while the push was in flight (its generation moved
+        // from the 0 set at claim): that row stays, due now, so the device hears of the change too.
+        let mut delivered: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for r in results.iter().filter(|r| r.outcome == PushOutcome::Delivered) {
+            delivered.entry(r.job.pass_type_id.as_str()).or_default().push(r.job.push_token.as_str());
+        }
+        let now = crate::time_fmt::now_unix_ms();
+        for (pt, tokens) in &delivered {
+            for chunk in tokens.chunks(ROWS_PER_STATEMENT) {
+                let mut p = Params::new(self.sqlite);
+                let pt_param = p.next();
+                let sql = format!(
+                    "DELETE FROM push_jobs WHERE pass_type_id = {pt_param} AND push_token IN ({}) AND generation = 0",
+                    p.list(chunk.len())
+                );
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(pt.to_string());
+                for token in chunk {
+                    query = query.bind(token.to_string());
+                }
+                let deleted = query.execute(&mut *tx).await?.rows_affected();
+                if deleted < chunk.len() as u64 {
+                    // Only the rows a change kept alive are left among these tokens.
+                    let mut p = Params::new(self.sqlite);
+                    let (due, pt_param) = (p.next(), p.next());
+                    let sql = format!(
+                        "UPDATE push_jobs SET lease_until = 0, not_before = CAST({due} AS BIGINT) \
+                         WHERE pass_type_id = {pt_param} AND push_token IN ({})",
+                        p.list(chunk.len())
+                    );
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now).bind(pt.to_string());
+                    for token in chunk {
+                        query = query.bind(token.to_string());
+                    }
+                    query.execute(&mut *tx).await?;
+                }
             }
         }
 
-        let t_delete = t0.elapsed();
         // Each registration's last attempt: one statement per (pass type, result, reason).
         let mut groups: BTreeMap<(&str, &str, Option<&str>), (i64, Vec<&str>)> = BTreeMap::new();
         for (r, label) in results.iter().zip(&labels) {
@@ -240,7 +250,6 @@ impl Store {
             }
         }
 
-        let t_regs = t0.elapsed();
         // The bounded history.
         let rows: Vec<(&PushResult, &&str)> = results.iter().zip(&labels).collect();
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
@@ -259,23 +268,11 @@ impl Store {
             }
             query.execute(&mut *tx).await?;
         }
-        let t_hist = t0.elapsed();
         sqlx::query("DELETE FROM push_attempts WHERE id <= (SELECT MAX(id) FROM push_attempts) - $1")
             .bind(HISTORY_ROWS)
             .execute(&mut *tx)
             .await?;
-        let t_trim = t0.elapsed();
         tx.commit().await?;
-        if prof {
-            eprintln!(
-                "  record: delete {:?} regs {:?} hist {:?} trim {:?} commit {:?}",
-                t_delete,
-                t_regs - t_delete,
-                t_hist - t_regs,
-                t_trim - t_hist,
-                t0.elapsed() - t_trim
-            );
-        }
         Ok(())
     }
 

@@ -98,13 +98,14 @@ async fn registering_again_updates_the_push_token_and_new_identifiers_are_normal
     let app = spawn_app().await;
     let pass = app.member_with_pass("M-re", &json!({"name": "A", "tier": "gold", "points": 1})).await;
     assert_eq!(app.register("dev-1", &pass, &push_token("a1")).await.status(), 201);
-    assert_eq!(app.register("dev-1", &pass, &push_token("a2")).await.status(), 200);
+    let second = push_token("a2");
+    assert_eq!(app.register("dev-1", &pass, &second).await.status(), 200);
     assert_eq!(app.register("dev-2", &pass, &push_token("a3")).await.status(), 201);
     let member: Value = app.get_member("M-re").await.json().await.unwrap();
     let devices = member["apple"]["devices"].as_array().unwrap();
     assert_eq!(devices.len(), 2);
     assert!(devices[0]["registered_at"].as_str().is_some());
-    assert!(!member.to_string().contains("a2"), "push tokens are never shown: {member}");
+    assert!(!member.to_string().contains(&second), "push tokens are never shown: {member}");
 }
 
 #[tokio::test]
