@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Pass downloads over HTTP: full .pkpass downloads (each a fresh build and signature) and the 304 path.
 #
-# Builds the release binary, starts `tessera serve` on 127.0.0.1:18181 with a throw-away SQLite database,
+# Builds the release binary, starts `tessera serve` on a free 127.0.0.1 port with a throw-away SQLite database,
 # creates one member through the admin API, then runs wrk against the member's Apple link twice: once
 # plain (200, full pass) and once with If-Modified-Since equal to the pass's Last-Modified (304).
 # The server is stopped on exit, whatever happens.
@@ -10,13 +10,11 @@
 # what the server alone would do.
 #
 # Usage: scripts/bench-downloads.sh        (needs curl, wrk, and jq or python3)
-# Settings (environment): WRK_THREADS (2), WRK_CONNECTIONS (32), WRK_DURATION (15s), BENCH_PORT (18181).
+# Settings (environment): WRK_THREADS (2), WRK_CONNECTIONS (32), WRK_DURATION (15s), BENCH_PORT (a free one).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-PORT="${BENCH_PORT:-18181}"
-BASE="http://127.0.0.1:${PORT}"
 TOKEN="bench-admin-token-0123456789abcdef"
 THREADS="${WRK_THREADS:-2}"
 CONNECTIONS="${WRK_CONNECTIONS:-32}"
@@ -47,44 +45,7 @@ cargo build --release
 BIN="${TARGET_DIR}/release/tessera"
 [[ -x "$BIN" ]] || die "$BIN was not built"
 
-if curl -s -o /dev/null --max-time 1 "${BASE}/healthz"; then
-    die "something already answers on ${BASE}; stop it or set BENCH_PORT"
-fi
-
-WORK="$(mktemp -d /tmp/tessera-bench.XXXXXX)"
-SERVER_PID=""
-cleanup() {
-    if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-echo "== starting ${BIN} serve on ${BASE} (database ${WORK}/bench.db, log ${WORK}/server.log)"
-env -u TESSERA_CONFIG \
-    TESSERA_LISTEN="127.0.0.1:${PORT}" \
-    TESSERA_PUBLIC_URL="${BASE}" \
-    TESSERA_DATABASE_URL="sqlite://${WORK}/bench.db" \
-    TESSERA_ADMIN_TOKEN="${TOKEN}" \
-    "$BIN" serve >"${WORK}/server.log" 2>&1 &
-SERVER_PID=$!
-
-deadline=$((SECONDS + 60))
-until [[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "${BASE}/healthz" || true)" == 200 ]]; do
-    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-        cat "${WORK}/server.log" >&2
-        die "the server exited before answering /healthz"
-    fi
-    if ((SECONDS >= deadline)); then
-        cat "${WORK}/server.log" >&2
-        die "GET /healthz did not answer 200 within 60 s"
-    fi
-    sleep 0.1
-done
-echo "server is up (pid ${SERVER_PID})"
+source "$(dirname "${BASH_SOURCE[0]}")/bench-server.sh"
 
 echo "== creating member BENCH-1"
 MEMBER_JSON="$(curl -sS --fail-with-body -X PUT \
