@@ -41,6 +41,8 @@ pub struct Push {
 struct State {
     pushes: Vec<Push>,
     scripts: HashMap<String, VecDeque<(u16, &'static str)>>,
+    /// Answers for these tokens are held back this long (a push in flight).
+    delays: HashMap<String, Duration>,
     /// Token mode: the provider token must verify with this key.
     token_key: Option<PKey<Public>>,
 }
@@ -193,6 +195,11 @@ impl StandIn {
         self.state.lock().unwrap().scripts.insert(token.to_string(), answers.iter().copied().collect());
     }
 
+    /// Holds back the answers to `token` by `delay`, so a push stays in flight.
+    pub fn delay(&self, token: &str, delay: Duration) {
+        self.state.lock().unwrap().delays.insert(token.to_string(), delay);
+    }
+
     pub fn pushes(&self) -> Vec<Push> {
         self.state.lock().unwrap().pushes.clone()
     }
@@ -221,20 +228,27 @@ async fn answer(req: Request<hyper::body::Incoming>, state: &Mutex<State>, subje
     let path = req.uri().path().to_string();
     let token = path.strip_prefix("/3/device/").unwrap_or("").to_string();
     let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let presented = authorization.clone();
+    let delay = {
+        let mut state = state.lock().unwrap();
+        state.pushes.push(Push {
+            token: token.clone(),
+            topic,
+            push_type,
+            authorization,
+            body: String::from_utf8_lossy(&body).to_string(),
+            path,
+            client_subject: subject.to_string(),
+            at: Instant::now(),
+        });
+        state.delays.get(&token).copied()
+    };
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
     let mut state = state.lock().unwrap();
-    state.pushes.push(Push {
-        token: token.clone(),
-        topic,
-        push_type,
-        authorization,
-        body: String::from_utf8_lossy(&body).to_string(),
-        path,
-        client_subject: subject.to_string(),
-        at: Instant::now(),
-    });
     if let Some(key) = &state.token_key {
-        let valid =
-            state.pushes.last().and_then(|p| p.authorization.as_deref()).is_some_and(|a| verify_provider_token(a, key));
+        let valid = presented.as_deref().is_some_and(|a| verify_provider_token(a, key));
         if !valid {
             let body = Bytes::from_static(b"{\"reason\":\"InvalidProviderToken\"}");
             return Response::builder().status(403).body(Full::new(body)).unwrap();

@@ -156,3 +156,89 @@ async fn an_answered_event_survives_sigkill_and_is_pushed_once_after_restart() {
     assert_eq!(apns.pushes_to(&token).len(), 1);
     drop(second);
 }
+
+#[tokio::test]
+async fn sigterm_lets_the_push_in_flight_finish_and_records_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let apns = StandIn::start(&[&repo().join("certs-example/root.pem")]).await;
+    let listen: SocketAddr = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap()
+    };
+    let env = vec![
+        ("TESSERA_LISTEN", listen.to_string()),
+        ("TESSERA_PUBLIC_URL", format!("http://{listen}")),
+        ("TESSERA_DATABASE_URL", format!("sqlite://{}/tessera.db", dir.path().display())),
+        ("TESSERA_ADMIN_TOKEN", ADMIN_TOKEN.to_string()),
+        ("TESSERA_APNS_URL", apns.url.clone()),
+        ("TESSERA_APNS_CA", apns.ca_path.display().to_string()),
+    ];
+    let client = reqwest::Client::new();
+    let mut server = start(&env);
+    let base = server.base.clone();
+    let member: Value = client
+        .put(format!("{base}/api/v1/members/M-term"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"name": "A", "tier": "gold", "points": 1}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let pj = pass_json(&unzip(
+        &client.get(member["links"]["apple"].as_str().unwrap()).send().await.unwrap().bytes().await.unwrap(),
+    ));
+    let token = push_token("7e");
+    apns.delay(&token, Duration::from_millis(1500));
+    let registered = client
+        .post(format!(
+            "{base}/v1/devices/phone/registrations/{}/{}",
+            pj["passTypeIdentifier"].as_str().unwrap(),
+            pj["serialNumber"].as_str().unwrap()
+        ))
+        .header("authorization", format!("ApplePass {}", pj["authenticationToken"].as_str().unwrap()))
+        .json(&json!({"pushToken": token}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(registered.status(), 201);
+    client
+        .put(format!("{base}/api/v1/members/M-term"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"name": "A", "tier": "gold", "points": 2}))
+        .send()
+        .await
+        .unwrap();
+
+    // The push reaches APNs, whose answer is held back; SIGTERM now.
+    apns.wait_for(&token, 1).await;
+    let term = Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status().unwrap();
+    assert!(term.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "serve did not stop");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert!(status.success(), "{status}");
+
+    // The answer arrived before the exit and was recorded: after a restart the device shows it delivered,
+    // and it is not pushed again.
+    let again = start(&env);
+    let m: Value = client
+        .get(format!("{}/api/v1/members/M-term", again.base))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(m["apple"]["devices"][0]["last_push_result"], "delivered", "{m}");
+    let metrics = client.get(format!("{}/metrics", again.base)).send().await.unwrap().text().await.unwrap();
+    assert!(!metrics.contains("tessera_pushes_total{result="), "nothing left to push after the restart: {metrics}");
+    assert_eq!(apns.pushes_to(&token).len(), 1);
+}
