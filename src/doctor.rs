@@ -102,11 +102,11 @@ fn check_certificates(settings: &Settings, f: &mut Findings) -> Option<SigningId
         ("TESSERA_APPLE_KEY", &settings.apple_key),
         ("TESSERA_APPLE_WWDR", &settings.apple_wwdr),
     ] {
-        if let Ok(bytes) = std::fs::read(path) {
-            if looks_like_p12(&bytes) {
-                f.error(p12_advice(setting, path));
-                return None;
-            }
+        if let Ok(bytes) = std::fs::read(path)
+            && looks_like_p12(&bytes)
+        {
+            f.error(p12_advice(setting, path));
+            return None;
         }
     }
     let identity = match SigningIdentity::load(
@@ -208,11 +208,11 @@ fn check_sample_pass(settings: &Settings, identity: &SigningIdentity, program: P
 }
 
 async fn check_database(settings: &Settings, identity: Option<&SigningIdentity>, f: &mut Findings) {
-    if let Some(path) = settings.database_url.strip_prefix("sqlite://").map(|p| p.split('?').next().unwrap_or(p)) {
-        if !std::path::Path::new(path).exists() {
-            f.ok(format!("database {path} does not exist yet; `tessera serve` creates it"));
-            return;
-        }
+    if let Some(path) = settings.database_url.strip_prefix("sqlite://").map(|p| p.split('?').next().unwrap_or(p))
+        && !std::path::Path::new(path).exists()
+    {
+        f.ok(format!("database {path} does not exist yet; `tessera serve` creates it"));
+        return;
     }
     let store = match Store::connect(&settings.database_url).await {
         Ok(s) => s,

@@ -99,10 +99,10 @@ pub fn parse_member_put(
             fail(key, "is not a member field (name, tier, points, locale, attributes)".into());
         }
     }
-    if let Some(id) = body.get("member_id") {
-        if id.as_str() != Some(member_id) {
-            fail("member_id", "differs from the member ID in the path".into());
-        }
+    if let Some(id) = body.get("member_id")
+        && id.as_str() != Some(member_id)
+    {
+        fail("member_id", "differs from the member ID in the path".into());
     }
     let name = match body.get("name") {
         None | Some(Value::Null) => {

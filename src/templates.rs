@@ -431,14 +431,15 @@ impl Program {
                     }
                 }
                 for key in ["label", "value"] {
-                    if let Some(s) = field.get(key).and_then(|v| v.as_str()) {
-                        if looks_like_key(s) && !strings.entries.contains_key(s) {
-                            return Err(terr(
-                                &self.dir.join(format!("{}.lproj/pass.strings", self.default_locale)),
-                                None,
-                                format!("has no \"{s}\", which pass.json uses"),
-                            ));
-                        }
+                    if let Some(s) = field.get(key).and_then(|v| v.as_str())
+                        && looks_like_key(s)
+                        && !strings.entries.contains_key(s)
+                    {
+                        return Err(terr(
+                            &self.dir.join(format!("{}.lproj/pass.strings", self.default_locale)),
+                            None,
+                            format!("has no \"{s}\", which pass.json uses"),
+                        ));
                     }
                 }
             }

@@ -235,16 +235,16 @@ fn check_pass_json(
             Some(_) => {}
         }
     }
-    if let Some(serial) = text("serialNumber") {
-        if serial.len() < 16 {
-            report.warn(
-                f,
-                format!(
-                    "serialNumber is {} characters; passes with serials under 16 characters have failed to download",
-                    serial.len()
-                ),
-            );
-        }
+    if let Some(serial) = text("serialNumber")
+        && serial.len() < 16
+    {
+        report.warn(
+            f,
+            format!(
+                "serialNumber is {} characters; passes with serials under 16 characters have failed to download",
+                serial.len()
+            ),
+        );
     }
     match (text("webServiceURL"), pass.get("authenticationToken")) {
         (None, None) => {}
@@ -332,14 +332,14 @@ fn check_images(files: &BTreeMap<String, Vec<u8>>, report: &mut Report) {
             report.error(Some(name), "is not a valid PNG");
             continue;
         };
-        if let Some((base, scale)) = image_scale(file_name) {
-            if let Some((pw, ph)) = image_points(base) {
-                let (ew, eh) = (pw * scale, ph * scale);
-                if base == "icon" && (w, h) != (ew, eh) {
-                    report.warn(Some(name), format!("is {w}x{h} px; Apple's size is {ew}x{eh}"));
-                } else if base != "icon" && (w > ew || h > eh) {
-                    report.warn(Some(name), format!("is {w}x{h} px, larger than Apple's {ew}x{eh}; Wallet crops it"));
-                }
+        if let Some((base, scale)) = image_scale(file_name)
+            && let Some((pw, ph)) = image_points(base)
+        {
+            let (ew, eh) = (pw * scale, ph * scale);
+            if base == "icon" && (w, h) != (ew, eh) {
+                report.warn(Some(name), format!("is {w}x{h} px; Apple's size is {ew}x{eh}"));
+            } else if base != "icon" && (w > ew || h > eh) {
+                report.warn(Some(name), format!("is {w}x{h} px, larger than Apple's {ew}x{eh}; Wallet crops it"));
             }
         }
     }

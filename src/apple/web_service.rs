@@ -56,10 +56,10 @@ impl PassCache {
         let generation = store.change_generation();
         if cacheable {
             let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
-            if let Some((g, record)) = entries.get(serial) {
-                if *g == generation {
-                    return Ok(Some(record.clone()));
-                }
+            if let Some((g, record)) = entries.get(serial)
+                && *g == generation
+            {
+                return Ok(Some(record.clone()));
             }
         }
         let Some(record) = store.member_by_serial(serial).await? else { return Ok(None) };

@@ -162,10 +162,10 @@ impl ApnsClient {
     async fn sender(&self) -> Result<Sender, ApnsError> {
         let slot = &self.connections[self.next.fetch_add(1, Ordering::Relaxed) % self.connections.len()];
         let mut guard = slot.lock().await;
-        if let Some(sender) = guard.as_ref() {
-            if !sender.is_closed() {
-                return Ok(sender.clone());
-            }
+        if let Some(sender) = guard.as_ref()
+            && !sender.is_closed()
+        {
+            return Ok(sender.clone());
         }
         let sender = self.connect().await?;
         *guard = Some(sender.clone());
@@ -175,10 +175,11 @@ impl ApnsClient {
     fn provider_token(&self, force_new: bool) -> Result<Option<String>, ApnsError> {
         let Credentials::Token { key, key_id, team_id } = &self.credentials else { return Ok(None) };
         let mut cached = self.token.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((token, made)) = cached.as_ref() {
-            if !force_new && made.elapsed() < TOKEN_LIFETIME {
-                return Ok(Some(token.clone()));
-            }
+        if let Some((token, made)) = cached.as_ref()
+            && !force_new
+            && made.elapsed() < TOKEN_LIFETIME
+        {
+            return Ok(Some(token.clone()));
         }
         let token = es256_jwt(key, key_id, team_id, crate::time_fmt::now_unix())
             .map_err(|e| ApnsError::Config(format!("signing the APNs provider token: {e}")))?;

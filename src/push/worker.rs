@@ -217,10 +217,10 @@ impl PushWorker {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         if self.store.is_sqlite() {
             // One instance per SQLite file: leases left by a previous process are void.
-            if let Ok(n) = self.store.release_push_leases().await {
-                if n > 0 {
-                    tracing::info!(jobs = n, "push jobs left by the previous run are due again");
-                }
+            if let Ok(n) = self.store.release_push_leases().await
+                && n > 0
+            {
+                tracing::info!(jobs = n, "push jobs left by the previous run are due again");
             }
         }
         if let Ok(Some((reason, _))) = self.store.service_state(APNS_FORBIDDEN).await {

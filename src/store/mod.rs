@@ -122,9 +122,10 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "live updates", include_str!("../../migrations/sqlite/0002_live_updates.sql")),
 ];
 
-fn migrator(sqlite: bool) -> Migrator {
-    let source = if sqlite { SQLITE_MIGRATIONS } else { SQLITE_MIGRATIONS };
-    let migrations = source
+/// The embedded migrations. Only SQLite's exist so far: settings refuse a PostgreSQL URL until its
+/// folder (the same schema, PostgreSQL types) lands.
+fn migrator() -> Migrator {
+    let migrations = SQLITE_MIGRATIONS
         .iter()
         .map(|(version, description, sql)| {
             Migration::new(
@@ -210,7 +211,7 @@ impl Store {
     }
 
     pub async fn migrate(&self) -> StoreResult<()> {
-        migrator(self.sqlite).run(&self.writer).await?;
+        migrator().run(&self.writer).await?;
         Ok(())
     }
 

@@ -222,7 +222,7 @@ impl Store {
         }
 
         // Each registration's last attempt: one statement per (pass type, result, reason).
-        let mut groups: BTreeMap<(&str, &str, Option<&str>), (i64, Vec<&str>)> = BTreeMap::new();
+        let mut groups: BTreeMap<(&str, &str, Option<&str>), LastAttempt> = BTreeMap::new();
         for (r, label) in results.iter().zip(&labels) {
             let entry =
                 groups.entry((r.job.pass_type_id.as_str(), *label, reason_of(&r.outcome))).or_insert((0, Vec::new()));
@@ -319,6 +319,9 @@ impl Store {
         Ok(())
     }
 }
+
+/// The newest attempt time (unix seconds) and the push tokens sharing one (pass type, result, reason).
+type LastAttempt<'a> = (i64, Vec<&'a str>);
 
 /// Rows per multi-row statement: well under SQLite's and PostgreSQL's limits on bound parameters.
 const ROWS_PER_STATEMENT: usize = 1000;
