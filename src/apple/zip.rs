@@ -24,14 +24,6 @@ impl StaticEntries {
         }
         s
     }
-
-    pub fn len(&self) -> usize {
-        self.local.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.count == 0
-    }
 }
 
 /// Builds one archive: the static entries, then `extra` files, then the central directory.

@@ -4,7 +4,6 @@
 //! rust-stack.md.)
 
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -240,8 +239,6 @@ pub fn es256_jwt(
     raw.extend(sig.s().to_vec_padded(32)?);
     Ok(format!("{input}.{}", URL_SAFE_NO_PAD.encode(raw)))
 }
-
-pub type SharedApns = Arc<ApnsClient>;
 
 #[cfg(test)]
 mod tests {

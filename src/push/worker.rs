@@ -133,18 +133,6 @@ impl PushWorker {
         self.store.record_push_results(results).await
     }
 
-    /// One whole round: claim due jobs, push them, settle the results. Answers how many jobs it handled
-    /// (0: nothing was due). `run` pipelines the same steps.
-    pub async fn run_once(&self) -> StoreResult<usize> {
-        let jobs = self.claim().await?;
-        let count = jobs.len();
-        if count > 0 {
-            let results = self.send_round(jobs).await;
-            self.settle(&results).await?;
-        }
-        Ok(count)
-    }
-
     fn observe(&self, job: &PushJob, outcome: &PushOutcome, now: i64) {
         self.metrics.push(outcome.label());
         match outcome {

@@ -276,20 +276,6 @@ impl Store {
         Ok(())
     }
 
-    /// The newest attempts for a push token: (unix seconds, result, status, reason).
-    pub async fn push_history(
-        &self,
-        push_token: &str,
-        limit: i64,
-    ) -> StoreResult<Vec<(i64, String, Option<i64>, Option<String>)>> {
-        let rows = sqlx::query("SELECT attempted_at, result, status, reason FROM push_attempts WHERE push_token = $1 ORDER BY id DESC LIMIT $2")
-            .bind(push_token)
-            .bind(limit)
-            .fetch_all(&self.reader)
-            .await?;
-        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?))).collect()
-    }
-
     pub async fn service_state(&self, name: &str) -> StoreResult<Option<(String, i64)>> {
         let row = sqlx::query("SELECT value, updated_at FROM service_state WHERE name = $1")
             .bind(name)
