@@ -49,20 +49,51 @@ fn start(env: &[(&str, String)]) -> Server {
     Server { child, base: format!("http://{address}") }
 }
 
+/// A loopback address nothing listens on yet (another program could take it first; unlikely here).
+fn free_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+}
+
+/// Creates a member on the child server, downloads its pass, and registers a device with `push_token`
+/// through the web service, as an iPhone would.
+async fn member_with_device(client: &reqwest::Client, base: &str, member_id: &str, push_token: &str) -> DevicePass {
+    let member: Value = client
+        .put(format!("{base}/api/v1/members/{member_id}"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"name": "A", "tier": "gold", "points": 1}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let files =
+        unzip(&client.get(member["links"]["apple"].as_str().unwrap()).send().await.unwrap().bytes().await.unwrap());
+    let pj = pass_json(&files);
+    let pass = DevicePass {
+        pass_type: pj["passTypeIdentifier"].as_str().unwrap().into(),
+        serial: pj["serialNumber"].as_str().unwrap().into(),
+        auth: pj["authenticationToken"].as_str().unwrap().into(),
+    };
+    let registered = client
+        .post(format!("{base}/v1/devices/phone/registrations/{}/{}", pass.pass_type, pass.serial))
+        .header("authorization", format!("ApplePass {}", pass.auth))
+        .json(&json!({"pushToken": push_token}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(registered.status(), 201);
+    pass
+}
+
 #[tokio::test]
 async fn an_answered_event_survives_sigkill_and_is_pushed_once_after_restart() {
     let dir = tempfile::tempdir().unwrap();
     // A port nothing listens on yet: APNs is unreachable until the stand-in starts there.
-    let apns_addr: SocketAddr = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        probe.local_addr().unwrap()
-    };
+    let apns_addr = free_addr();
     let server_cert_dir = tempfile::tempdir().unwrap();
     crate::helpers::make_server_cert(server_cert_dir.path());
-    let listen: SocketAddr = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        probe.local_addr().unwrap()
-    };
+    let listen = free_addr();
     let env = || {
         vec![
             ("TESSERA_LISTEN", listen.to_string()),
@@ -80,33 +111,8 @@ async fn an_answered_event_survives_sigkill_and_is_pushed_once_after_restart() {
     let base = first.base.clone();
 
     // A member with a registered device.
-    let member: Value = client
-        .put(format!("{base}/api/v1/members/M-crash"))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&json!({"name": "A", "tier": "gold", "points": 1}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let files =
-        unzip(&client.get(member["links"]["apple"].as_str().unwrap()).send().await.unwrap().bytes().await.unwrap());
-    let pj = pass_json(&files);
-    let pass = DevicePass {
-        pass_type: pj["passTypeIdentifier"].as_str().unwrap().into(),
-        serial: pj["serialNumber"].as_str().unwrap().into(),
-        auth: pj["authenticationToken"].as_str().unwrap().into(),
-    };
     let token = push_token("cc");
-    let registered = client
-        .post(format!("{base}/v1/devices/phone/registrations/{}/{}", pass.pass_type, pass.serial))
-        .header("authorization", format!("ApplePass {}", pass.auth))
-        .json(&json!({"pushToken": token}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(registered.status(), 201);
+    member_with_device(&client, &base, "M-crash", &token).await;
 
     // The event is answered 200, then the process is killed at once.
     let body =
@@ -159,10 +165,7 @@ async fn an_answered_event_survives_sigkill_and_is_pushed_once_after_restart() {
 async fn sigterm_lets_the_push_in_flight_finish_and_records_it() {
     let dir = tempfile::tempdir().unwrap();
     let apns = StandIn::start(&[&repo().join("certs-example/root.pem")]).await;
-    let listen: SocketAddr = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        probe.local_addr().unwrap()
-    };
+    let listen = free_addr();
     let env = vec![
         ("TESSERA_LISTEN", listen.to_string()),
         ("TESSERA_PUBLIC_URL", format!("http://{listen}")),
@@ -174,33 +177,9 @@ async fn sigterm_lets_the_push_in_flight_finish_and_records_it() {
     let client = reqwest::Client::new();
     let mut server = start(&env);
     let base = server.base.clone();
-    let member: Value = client
-        .put(format!("{base}/api/v1/members/M-term"))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&json!({"name": "A", "tier": "gold", "points": 1}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let pj = pass_json(&unzip(
-        &client.get(member["links"]["apple"].as_str().unwrap()).send().await.unwrap().bytes().await.unwrap(),
-    ));
     let token = push_token("7e");
+    member_with_device(&client, &base, "M-term", &token).await;
     apns.delay(&token, Duration::from_millis(1500));
-    let registered = client
-        .post(format!(
-            "{base}/v1/devices/phone/registrations/{}/{}",
-            pj["passTypeIdentifier"].as_str().unwrap(),
-            pj["serialNumber"].as_str().unwrap()
-        ))
-        .header("authorization", format!("ApplePass {}", pj["authenticationToken"].as_str().unwrap()))
-        .json(&json!({"pushToken": token}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(registered.status(), 201);
     client
         .put(format!("{base}/api/v1/members/M-term"))
         .bearer_auth(ADMIN_TOKEN)
