@@ -5,8 +5,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::http::{Application, Secrets};
-use crate::settings::Settings;
+use crate::app::Secrets;
+use crate::http::Application;
+use crate::settings::{Settings, redact_url};
 use crate::store::Store;
 
 #[derive(Parser)]
@@ -73,10 +74,13 @@ pub fn main() -> ExitCode {
 fn init_tracing() {
     let filter = std::env::var("TESSERA_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| "info,sqlx=warn".to_string());
+        .unwrap_or_else(|_| "info,sqlx=warn,actix_server=warn".to_string());
+    // A closed stderr (a supervisor that stopped reading) must not take the server down: tracing's own
+    // report of a failed write would panic in eprintln!.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr)
+        .log_internal_errors(false)
         .try_init();
 }
 
@@ -162,25 +166,3 @@ fn inspect(file: &std::path::Path) -> ExitCode {
     if errors > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS }
 }
 
-/// A database URL without its password, for messages.
-pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
-            match creds.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn database_passwords_are_redacted() {
-        assert_eq!(super::redact_url("postgres://u:pw@h/db"), "postgres://u:***@h/db");
-        assert_eq!(super::redact_url("sqlite://tessera.db"), "sqlite://tessera.db");
-    }
-}

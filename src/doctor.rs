@@ -219,13 +219,13 @@ async fn check_database(settings: &Settings, identity: Option<&SigningIdentity>,
         Err(e) => {
             return f.error(format!(
                 "TESSERA_DATABASE_URL: cannot open {}: {e}",
-                crate::cli::redact_url(&settings.database_url)
+                crate::settings::redact_url(&settings.database_url)
             ));
         }
     };
     match store.issued_identities().await {
         Ok(ids) => {
-            f.ok(format!("database {} is reachable", crate::cli::redact_url(&settings.database_url)));
+            f.ok(format!("database {} is reachable", crate::settings::redact_url(&settings.database_url)));
             if let Ok(Some((reason, since))) = store.service_state(crate::push::worker::APNS_FORBIDDEN).await {
                 let waiting = store.outbox_depth().await.unwrap_or(0);
                 f.error(format!(

@@ -1,12 +1,15 @@
 //! The one error type of the HTTP API, mapped to the spec's JSON shape:
 //! `{"error": {"code": "...", "message": "...", "details": [...]}}`.
 
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
+use crate::store::StoreError;
+
 /// One field at fault in a request.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct FieldError {
     pub field: String,
     pub message: String,
@@ -42,9 +45,18 @@ pub enum ApiError {
     RateLimited,
     #[error("{0}")]
     NotConfigured(String),
+    /// The database (or another dependency) cannot be reached right now; the client should retry.
+    #[error("{0}")]
+    Unavailable(String),
     /// The cause goes to the log, never to the client.
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
+}
+
+impl From<actix_web::error::BlockingError> for ApiError {
+    fn from(e: actix_web::error::BlockingError) -> Self {
+        ApiError::Internal(anyhow::Error::new(e).context("a blocking task failed"))
+    }
 }
 
 impl ApiError {
@@ -72,7 +84,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::NotConfigured(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::NotConfigured(_) | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -90,14 +102,22 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => "unsupported-media-type",
             ApiError::RateLimited => "rate-limited",
             ApiError::NotConfigured(_) => "not-configured",
+            ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
         }
     }
 }
 
-impl From<crate::store::StoreError> for ApiError {
-    fn from(e: crate::store::StoreError) -> Self {
-        ApiError::Internal(e.into())
+impl From<StoreError> for ApiError {
+    /// A database that cannot be reached is the client's cue to retry (503 `unavailable`); anything
+    /// else the store reports is our fault (500, cause logged).
+    fn from(e: StoreError) -> Self {
+        if e.is_unavailable() {
+            tracing::warn!(error.cause_chain = ?anyhow::Error::from(e), "the database is unavailable");
+            ApiError::Unavailable("the database cannot be reached right now; retry shortly".into())
+        } else {
+            ApiError::Internal(e.into())
+        }
     }
 }
 
@@ -110,23 +130,28 @@ pub fn error_body(code: &str, message: &str, details: Option<&[FieldError]>) -> 
     serde_json::json!({ "error": error }).to_string()
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        if let ApiError::Internal(cause) = &self {
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let ApiError::Internal(cause) = self {
             tracing::error!(error.cause_chain = ?cause, "request failed");
         }
-        let details = match &self {
+        let details = match self {
             ApiError::ValidationFailed { details, .. } => Some(details.as_slice()),
             _ => None,
         };
-        let body = error_body(self.code(), &self.to_string(), details);
-        let mut response = (self.status(), body).into_response();
-        let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let mut response = HttpResponse::build(self.status());
+        response.insert_header((header::CONTENT_TYPE, HeaderValue::from_static("application/json")));
         if matches!(self, ApiError::Unauthorized(_)) {
-            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
         }
-        response
+        if matches!(self, ApiError::Unavailable(_) | ApiError::RateLimited) {
+            response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
+        }
+        response.body(error_body(self.code(), &self.to_string(), details))
     }
 }
 
@@ -149,5 +174,15 @@ mod tests {
         let e = ApiError::Internal(anyhow::anyhow!("database password is hunter2"));
         assert_eq!(e.to_string(), "internal error");
         assert_eq!(e.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[test]
+    fn an_unreachable_database_is_unavailable_not_internal() {
+        let e = ApiError::from(StoreError::Sql(sqlx::Error::PoolTimedOut));
+        assert_eq!((e.status(), e.code()), (StatusCode::SERVICE_UNAVAILABLE, "unavailable"));
+        let e = ApiError::from(StoreError::Sql(sqlx::Error::Io(std::io::Error::other("connection refused"))));
+        assert_eq!(e.code(), "unavailable");
+        let e = ApiError::from(StoreError::Sql(sqlx::Error::RowNotFound));
+        assert_eq!(e.code(), "internal");
     }
 }

@@ -2,22 +2,22 @@
 //! over `"<t>.<raw body>"`), one event or `{"events": [...]}`. Verified, then validated whole (a malformed
 //! event refuses the request), then applied once and in order in one transaction with the push jobs.
 
-use axum::Json;
-use axum::extract::{Request, State};
-use axum::http::HeaderMap;
+use actix_web::{HttpRequest, HttpResponse, web};
 use openssl::hash::MessageDigest;
 use openssl::pkey::PKey;
 use openssl::sign::Signer;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
 
+use crate::app::AppState;
+use crate::app::extract::{parse_json, read_json_body};
 use crate::error::{ApiError, ApiResult, FieldError};
-use crate::http::AppState;
-use crate::http::extract::{parse_json, read_json_body};
 use crate::ids::constant_time_eq;
-use crate::members::{validate_member_id, validate_name, validate_points, validate_tier};
 use crate::settings::Secret;
 use crate::store::LedgerEvent;
 use crate::templates::Program;
+use crate::validate::{validate_member_id, validate_name, validate_points, validate_tier};
 
 pub const BODY_LIMIT: usize = 1024 * 1024;
 pub const MAX_EVENTS: usize = 1000;
@@ -35,12 +35,10 @@ pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> String {
     hex::encode(signer.sign_to_vec().expect("an HMAC signature"))
 }
 
-/// Checks the signature header against every configured secret (constant time), then the timestamp.
-pub fn verify_signature(headers: &HeaderMap, body: &[u8], secrets: &[Secret], now: i64) -> ApiResult<()> {
-    let header = headers
-        .get(SIGNATURE_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .ok_or(ApiError::BadSignature("the Tessera-Signature header is missing; sign the body as t=<unix seconds>,v1=<hex HMAC-SHA256 of \"<t>.<body>\">"))?;
+/// Checks the `Tessera-Signature` header against every configured secret (constant time), then the
+/// timestamp.
+pub fn verify_signature(header: Option<&str>, body: &[u8], secrets: &[Secret], now: i64) -> ApiResult<()> {
+    let header = header.ok_or(ApiError::BadSignature("the Tessera-Signature header is missing; sign the body as t=<unix seconds>,v1=<hex HMAC-SHA256 of \"<t>.<body>\">"))?;
     let mut timestamp = None;
     let mut candidates = Vec::new();
     for part in header.split(',') {
@@ -168,11 +166,72 @@ pub fn parse_events(program: &Program, body: &Value) -> ApiResult<Vec<LedgerEven
     Ok(events)
 }
 
+/// One ledger event as the OpenAPI document shows it; `parse_events` checks each field and names every
+/// fault at once.
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct LedgerEventBody {
+    /// Unique across the deployment (at most 128 characters); a seen id is `duplicate`.
+    #[schema(example = "pos-7781-0001")]
+    id: String,
+    #[schema(example = "M-1001")]
+    member_id: String,
+    /// Non-negative, increasing per member; an equal or lower one is `stale`.
+    sequence: i64,
+    /// The new balance (absolute, never a delta), 0 to 10^12.
+    points: i64,
+    tier: String,
+    /// Optional; an unknown member without one shows its member ID.
+    name: Option<String>,
+}
+
+/// A batch of events.
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct LedgerBatch {
+    #[schema(max_items = 1000)]
+    events: Vec<LedgerEventBody>,
+}
+
+/// The webhook's body: one event, or a batch.
+#[derive(Deserialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum LedgerBody {
+    One(LedgerEventBody),
+    Batch(LedgerBatch),
+}
+
+/// What became of each event, in request order.
+#[derive(Serialize, ToSchema)]
+pub struct LedgerResults {
+    results: Vec<EventResult>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EventResult {
+    id: String,
+    member_id: String,
+    /// applied, duplicate, stale or retired.
+    #[schema(example = "applied")]
+    status: String,
+}
+
+/// Applies ledger events, once and in order.
+#[utoipa::path(post, path = "/webhooks/ledger", tag = "webhook",
+    params(("Tessera-Signature" = String, Header,
+        description = "`t=<unix seconds>,v1=<hex HMAC-SHA256 of \"<t>.<raw body>\">` with a webhook secret; t within ±300 s")),
+    request_body(content = LedgerBody, description = "One event, or up to 1,000 in `events` (1 MiB)"),
+    responses((status = 200, description = "One result per event, in request order", body = LedgerResults),
+        (status = 400, response = crate::openapi::InvalidJson), (status = 401, response = crate::openapi::BadSignature),
+        (status = 413, response = crate::openapi::PayloadTooLarge), (status = 415, response = crate::openapi::UnsupportedMediaType),
+        (status = 422, response = crate::openapi::ValidationFailed), (status = 503, response = crate::openapi::Unavailable),
+        (status = 500, response = crate::openapi::Internal)))]
 #[tracing::instrument(name = "ledger webhook", skip_all, fields(events = tracing::field::Empty))]
-pub async fn webhook(State(state): State<AppState>, request: Request) -> ApiResult<Json<Value>> {
-    let headers = request.headers().clone();
-    let body = read_json_body(request, BODY_LIMIT).await?;
-    verify_signature(&headers, &body, &state.secrets.webhook_secrets, crate::time_fmt::now_unix())?;
+pub async fn webhook(state: web::Data<AppState>, req: HttpRequest, mut payload: web::Payload) -> ApiResult<HttpResponse> {
+    let body = read_json_body(&req, &mut payload, BODY_LIMIT).await?;
+    let header = req.headers().get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
+    verify_signature(header, &body, &state.secrets.webhook_secrets, crate::time_fmt::now_unix())?;
     let events = parse_events(state.passes.program(), &parse_json(&body)?)?;
     tracing::Span::current().record("events", events.len());
     let identity = state.passes.identity();
@@ -180,36 +239,30 @@ pub async fn webhook(State(state): State<AppState>, request: Request) -> ApiResu
         .store
         .apply_ledger_events(&state.settings.program, &events, (&identity.pass_type_id, &identity.team_id))
         .await?;
-    let results: Vec<Value> = events
+    let results = events
         .iter()
         .zip(&statuses)
         .map(|(e, s)| {
             state.metrics.webhook_event(s.as_str());
-            json!({"id": e.id, "member_id": e.member_id, "status": s.as_str()})
+            EventResult { id: e.id.clone(), member_id: e.member_id.clone(), status: s.as_str().to_string() }
         })
         .collect();
-    Ok(Json(json!({ "results": results })))
+    Ok(HttpResponse::Ok().json(LedgerResults { results }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::http::HeaderValue;
 
-    fn headers(value: &str) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        h.insert(SIGNATURE_HEADER, HeaderValue::from_str(value).unwrap());
-        h
-    }
 
     #[test]
     fn signatures_verify_with_any_configured_secret() {
         let body = br#"{"id":"e1"}"#;
         let secrets = [Secret::new("old-secret-0123456789"), Secret::new("new-secret-0123456789")];
         let sig = sign("new-secret-0123456789", 1000, body);
-        assert!(verify_signature(&headers(&format!("t=1000,v1={sig}")), body, &secrets, 1000).is_ok());
+        assert!(verify_signature(Some(&format!("t=1000,v1={sig}")), body, &secrets, 1000).is_ok());
         // Several v1 entries (the sender mid-rotation) are fine.
-        assert!(verify_signature(&headers(&format!("t=1000,v1=00ff,v1={sig}")), body, &secrets, 1100).is_ok());
+        assert!(verify_signature(Some(&format!("t=1000,v1=00ff,v1={sig}")), body, &secrets, 1100).is_ok());
     }
 
     #[test]
@@ -219,23 +272,23 @@ mod tests {
         let sig = sign("the-secret-0123456789", 1000, body);
         let code = |r: ApiResult<()>| r.unwrap_err().code();
         assert_eq!(
-            code(verify_signature(&headers(&format!("t=1000,v1={sig}")), br#"{"id":"e2"}"#, &secrets, 1000)),
+            code(verify_signature(Some(&format!("t=1000,v1={sig}")), br#"{"id":"e2"}"#, &secrets, 1000)),
             "bad-signature"
         );
         assert_eq!(
-            code(verify_signature(&headers(&format!("t=1001,v1={sig}")), body, &secrets, 1000)),
+            code(verify_signature(Some(&format!("t=1001,v1={sig}")), body, &secrets, 1000)),
             "bad-signature"
         );
-        assert_eq!(code(verify_signature(&HeaderMap::new(), body, &secrets, 1000)), "bad-signature");
-        assert_eq!(code(verify_signature(&headers("garbage"), body, &secrets, 1000)), "bad-signature");
+        assert_eq!(code(verify_signature(None, body, &secrets, 1000)), "bad-signature");
+        assert_eq!(code(verify_signature(Some("garbage"), body, &secrets, 1000)), "bad-signature");
         assert_eq!(
-            code(verify_signature(&headers(&format!("t=1000,v1={sig}")), body, &secrets, 1301)),
+            code(verify_signature(Some(&format!("t=1000,v1={sig}")), body, &secrets, 1301)),
             "stale-signature"
         );
         assert_eq!(
-            code(verify_signature(&headers(&format!("t=1000,v1={sig}")), body, &secrets, 699)),
+            code(verify_signature(Some(&format!("t=1000,v1={sig}")), body, &secrets, 699)),
             "stale-signature"
         );
-        assert!(verify_signature(&headers(&format!("t=1000,v1={sig}")), body, &secrets, 1300).is_ok());
+        assert!(verify_signature(Some(&format!("t=1000,v1={sig}")), body, &secrets, 1300).is_ok());
     }
 }

@@ -1,9 +1,11 @@
 //! tessera: loyalty cards in Apple Wallet and Google Wallet, kept live.
 //!
-//! Data flows one way, from the edges down to storage: `cli` and `http` at the top, request handlers by
-//! domain (`members`, `pages`), pure builders (`apple::pass`, `templates`) that know no database, and
-//! `store` at the bottom, which knows no HTTP. See ARCHITECTURE.md.
+//! Data flows one way, from the edges down to storage: `cli` and `http` (the router) at the top; request
+//! handlers by domain (`members`, `ledger`, `pages`, `apple::web_service`, `ops`); `app`, the state and
+//! extractors they share; pure builders (`apple::pass`, `templates`) that know no database; the push
+//! worker and its APNs client; and `store` at the bottom, which knows no HTTP. See ARCHITECTURE.md.
 
+pub mod app;
 pub mod apple;
 pub mod cli;
 pub mod doctor;
@@ -13,9 +15,12 @@ pub mod ids;
 pub mod ledger;
 pub mod members;
 pub mod metrics;
+pub mod openapi;
+pub mod ops;
 pub mod pages;
 pub mod push;
 pub mod settings;
 pub mod store;
 pub mod templates;
 pub mod time_fmt;
+pub mod validate;

@@ -58,7 +58,10 @@ pub struct Metrics {
     /// 1 while APNs refuses our credentials (403).
     pub apns_forbidden: AtomicU64,
     pub http_duration: Histogram,
+    /// Passes built and signed (each one RSA signature).
     pub passes_built: AtomicU64,
+    /// Passes served from the signed-pass cache, no signature.
+    pub pass_cache_hits: AtomicU64,
     pub pass_build_failures: AtomicU64,
     pub pass_build_duration: Histogram,
 }
@@ -74,6 +77,7 @@ impl Default for Metrics {
             apns_forbidden: AtomicU64::new(0),
             http_duration: Histogram::new(LATENCY_BOUNDS),
             passes_built: AtomicU64::new(0),
+            pass_cache_hits: AtomicU64::new(0),
             pass_build_failures: AtomicU64::new(0),
             pass_build_duration: Histogram::new(LATENCY_BOUNDS),
         }
@@ -115,6 +119,11 @@ impl Metrics {
             "# HELP tessera_passes_built_total Apple passes built and signed.\n# TYPE tessera_passes_built_total counter"
         );
         let _ = writeln!(out, "tessera_passes_built_total {}", self.passes_built.load(Ordering::Relaxed));
+        let _ = writeln!(
+            out,
+            "# HELP tessera_pass_cache_hits_total Passes served from the signed-pass cache, without signing.\n# TYPE tessera_pass_cache_hits_total counter"
+        );
+        let _ = writeln!(out, "tessera_pass_cache_hits_total {}", self.pass_cache_hits.load(Ordering::Relaxed));
         let _ = writeln!(
             out,
             "# HELP tessera_pass_build_failures_total Apple passes that failed to build.\n# TYPE tessera_pass_build_failures_total counter"

@@ -62,6 +62,8 @@ pub struct Settings {
     pub push_retry_base_ms: i64,
     /// HTTP/2 connections kept open to APNs.
     pub apns_connections: usize,
+    /// Megabytes of signed passes kept in memory per instance; 0 turns the cache off.
+    pub pass_cache_mb: u64,
 }
 
 /// Every setting: (key, default, what it is). The environment name is `TESSERA_` + the key in capitals.
@@ -89,6 +91,7 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("google_api_url", "https://walletobjects.googleapis.com", "Google Wallet API base URL"),
     ("push_retry_base_ms", "1000", "first push retry delay in milliseconds; doubles per attempt (cap 5 minutes)"),
     ("apns_connections", "2", "HTTP/2 connections kept open to APNs (each carries many concurrent pushes)"),
+    ("pass_cache_mb", "64", "signed passes kept in memory per instance, in MB, so a pass fetched again unchanged is not signed again; 0 turns it off"),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -249,6 +252,10 @@ impl Settings {
                 Ok(n) if (1..=64).contains(&n) => n,
                 _ => return Err(bad("apns_connections", "must be a whole number from 1 to 64")),
             },
+            pass_cache_mb: match get("pass_cache_mb").parse::<u64>() {
+                Ok(n) if n <= 65_536 => n,
+                _ => return Err(bad("pass_cache_mb", "must be a whole number of megabytes from 0 (off) to 65536")),
+            },
         };
         if settings.apns_auth == ApnsAuth::Token && (settings.apns_key.is_none() || settings.apns_key_id.is_none()) {
             return Err(bad(
@@ -277,6 +284,20 @@ impl Settings {
 
     pub fn is_sqlite(&self) -> bool {
         self.database_url.starts_with("sqlite:")
+    }
+}
+
+/// A database URL without its password, for messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
     }
 }
 
@@ -340,6 +361,12 @@ mod tests {
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn database_passwords_are_redacted() {
+        assert_eq!(redact_url("postgres://u:pw@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact_url("sqlite://tessera.db"), "sqlite://tessera.db");
     }
 
     #[test]

@@ -1,168 +1,121 @@
-//! HTTP: start-up, the route table, shared state, request spans and metrics.
+//! HTTP on actix-web: the route table (the one module that knows every handler), the request span and
+//! metrics middleware, the JSON answers for unknown paths and wrong methods, and `Application`, which
+//! serves and runs the push worker until shutdown.
 
-pub mod extract;
+pub mod openapi;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::Router;
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::{StatusCode, header};
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
+use actix_web::middleware::{Next, from_fn};
+use actix_web::{App, HttpResponse, HttpServer, Route, web};
 use tracing::Instrument;
 
+use crate::apple::SigningIdentity;
 use crate::apple::web_service;
-use crate::apple::{PassBuilder, SigningIdentity};
+use crate::app::AppState;
 use crate::error::ApiError;
-use crate::metrics::Metrics;
 use crate::push::apns::Credentials;
 use crate::push::{ApnsClient, PushWorker, WorkerSettings};
-use crate::settings::ApnsAuth;
-use crate::settings::{Secret, Settings};
-use crate::store::Store;
-use crate::templates::Program;
+use crate::settings::{ApnsAuth, Settings};
+use crate::{ledger, members, ops, pages};
 
-/// The tokens in force: from the settings, else generated once and kept in the database.
-pub struct Secrets {
-    pub admin_token: Secret,
-    pub webhook_secrets: Vec<Secret>,
-    pub staff_token: Secret,
-}
-
-impl Secrets {
-    pub async fn resolve(settings: &Settings, store: &Store) -> anyhow::Result<Secrets> {
-        let generate = || crate::ids::random_token(32);
-        let admin_token = match &settings.admin_token {
-            Some(s) => s.clone(),
-            None => Secret::new(store.secret_or_generate("admin_token", generate).await?),
-        };
-        let webhook_secrets = if settings.webhook_secrets.is_empty() {
-            vec![Secret::new(store.secret_or_generate("webhook_secret", generate).await?)]
-        } else {
-            settings.webhook_secrets.clone()
-        };
-        let staff_token = match &settings.staff_token {
-            Some(s) => s.clone(),
-            None => Secret::new(store.secret_or_generate("staff_token", generate).await?),
-        };
-        Ok(Secrets { admin_token, webhook_secrets, staff_token })
-    }
-}
-
-#[derive(Clone)]
-pub struct AppState {
-    pub settings: Arc<Settings>,
-    pub store: Store,
-    pub passes: Arc<PassBuilder>,
-    pub secrets: Arc<Secrets>,
-    pub metrics: Arc<Metrics>,
-    pub pass_cache: Arc<crate::apple::web_service::PassCache>,
-}
-
-impl AppState {
-    /// Loads everything a server needs and checks it: certificates, templates, database (migrated), secrets.
-    pub async fn build(settings: Settings) -> anyhow::Result<AppState> {
-        let identity = SigningIdentity::load(
-            &settings.apple_cert,
-            &settings.apple_key,
-            &settings.apple_wwdr,
-            settings.apple_key_password.as_ref().map(Secret::expose),
-        )?;
-        let program = Program::load(&settings.templates_dir, &settings.program)?;
-        let store = Store::connect(&settings.database_url)
-            .await
-            .map_err(|e| anyhow::anyhow!("TESSERA_DATABASE_URL: cannot open the database: {e}"))?;
-        store.migrate().await?;
-        let secrets = Secrets::resolve(&settings, &store).await?;
-        let passes = PassBuilder::new(Arc::new(identity), Arc::new(program), settings.web_service_url());
-        Ok(AppState {
-            settings: Arc::new(settings),
-            store,
-            passes: Arc::new(passes),
-            secrets: Arc::new(secrets),
-            metrics: Arc::new(Metrics::default()),
-            pass_cache: Default::default(),
-        })
-    }
-}
-
-pub fn router(state: AppState) -> Router {
-    let routes = Router::new()
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
-        .route(
+/// Every route: a path (under the public URL's path) and its methods. `routes()` lists it for the
+/// OpenAPI test, so a route cannot be served without being documented.
+fn route_table() -> Vec<(&'static str, Vec<(Method, Route)>)> {
+    vec![
+        ("/healthz", vec![(Method::GET, web::get().to(ops::healthz))]),
+        ("/metrics", vec![(Method::GET, web::get().to(ops::metrics))]),
+        ("/api/v1/openapi.json", vec![(Method::GET, web::get().to(openapi::openapi_json))]),
+        (
             "/api/v1/members/{member_id}",
-            get(crate::members::get_member).put(crate::members::put_member).delete(crate::members::delete_member),
-        )
-        .route(
+            vec![
+                (Method::GET, web::get().to(members::get_member)),
+                (Method::PUT, web::put().to(members::put_member)),
+                (Method::DELETE, web::delete().to(members::delete_member)),
+            ],
+        ),
+        (
             "/v1/devices/{device}/registrations/{pass_type}/{serial}",
-            post(web_service::register).delete(web_service::unregister),
-        )
-        .route("/v1/devices/{device}/registrations/{pass_type}", get(web_service::list_updated))
-        .route("/v1/passes/{pass_type}/{serial}", get(web_service::latest_pass))
-        .route("/v1/log", post(web_service::log))
-        .route("/webhooks/ledger", post(crate::ledger::webhook))
-        .route("/m/{public_id}", get(crate::pages::member_page))
-        .route("/m/{public_id}/pass.pkpass", get(crate::pages::download_pass))
-        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .fallback(|| async { ApiError::not_found("no such endpoint") });
-    let prefix = state.settings.public_path().to_string();
-    let app =
-        if prefix.is_empty() { routes } else { Router::new().nest(&prefix, routes).route("/healthz", get(healthz)) };
-    app.layer(middleware::from_fn_with_state(state.clone(), observe)).with_state(state)
+            vec![
+                (Method::POST, web::post().to(web_service::register)),
+                (Method::DELETE, web::delete().to(web_service::unregister)),
+            ],
+        ),
+        ("/v1/devices/{device}/registrations/{pass_type}", vec![(Method::GET, web::get().to(web_service::list_updated))]),
+        ("/v1/passes/{pass_type}/{serial}", vec![(Method::GET, web::get().to(web_service::latest_pass))]),
+        ("/v1/log", vec![(Method::POST, web::post().to(web_service::log))]),
+        ("/webhooks/ledger", vec![(Method::POST, web::post().to(ledger::webhook))]),
+        ("/m/{public_id}", vec![(Method::GET, web::get().to(pages::member_page))]),
+        ("/m/{public_id}/pass.pkpass", vec![(Method::GET, web::get().to(pages::download_pass))]),
+    ]
 }
 
-/// One span per request, and the request counters.
-async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// (method, path) of every route the server answers, paths as written in the table.
+pub fn routes() -> Vec<(Method, &'static str)> {
+    route_table().into_iter().flat_map(|(path, methods)| methods.into_iter().map(move |(m, _)| (m, path))).collect()
+}
+
+async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::not_found("no such endpoint"))
+}
+
+async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::MethodNotAllowed)
+}
+
+/// The routes under the public URL's path; `/healthz` also answers at the root behind a path prefix.
+fn configure(prefix: &str) -> impl FnOnce(&mut web::ServiceConfig) + '_ {
+    move |config| {
+        let mut scope = web::scope(prefix).default_service(web::to(not_found));
+        for (path, methods) in route_table() {
+            let mut resource = web::resource(path).default_service(web::to(method_not_allowed));
+            for (_, route) in methods {
+                resource = resource.route(route);
+            }
+            scope = scope.service(resource);
+        }
+        if !prefix.is_empty() {
+            config.service(web::resource("/healthz").route(web::get().to(ops::healthz)));
+        }
+        config.service(scope);
+    }
+}
+
+/// One span per request, and the request counters by route pattern.
+async fn observe(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
-    let route =
-        request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
+    let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
+    let metrics = req.app_data::<web::Data<AppState>>().map(|s| s.metrics.clone());
     let span =
-        tracing::info_span!("request", method = %request.method(), route = %route, status = tracing::field::Empty);
-    let response = next.run(request).instrument(span.clone()).await;
+        tracing::info_span!("request", method = %req.method(), route = %route, status = tracing::field::Empty);
+    let response = next.call(req).instrument(span.clone()).await?;
     let status = response.status().as_u16();
     span.record("status", status);
     let elapsed = started.elapsed().as_secs_f64();
-    state.metrics.record_request(&route, status, elapsed);
-    tracing::debug!(parent: &span, elapsed_ms = elapsed * 1e3, "answered");
-    response
-}
-
-async fn healthz(State(state): State<AppState>) -> Response {
-    match state.store.ping().await {
-        Ok(()) => (StatusCode::OK, axum::Json(serde_json::json!({"status": "ok"}))).into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "health check: database unreachable");
-            ApiError::NotConfigured("the database is unreachable".into()).into_response()
-        }
+    if let Some(metrics) = metrics {
+        metrics.record_request(&route, status, elapsed);
     }
-}
-
-async fn metrics(State(state): State<AppState>) -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response()
-}
-
-/// A bound, ready server with its push worker: tests start it on port 0 and read `local_addr`.
-pub struct Application {
-    listener: tokio::net::TcpListener,
-    state: AppState,
-    worker: PushWorker,
+    tracing::debug!(parent: &span, elapsed_ms = elapsed * 1e3, "answered");
+    Ok(response)
 }
 
 /// The APNs client the settings describe, authenticated by the pass certificate or a .p8 token.
 pub fn apns_client(settings: &Settings, identity: &SigningIdentity) -> anyhow::Result<ApnsClient> {
-    let credentials = match settings.apns_auth {
-        ApnsAuth::Certificate => Credentials::Certificate,
-        ApnsAuth::Token => {
-            let key = settings.apns_key.as_deref().expect("validated with the settings");
-            let key_id = settings.apns_key_id.as_deref().expect("validated with the settings");
+    let credentials = match (&settings.apns_auth, &settings.apns_key, &settings.apns_key_id) {
+        (ApnsAuth::Certificate, _, _) => Credentials::Certificate,
+        (ApnsAuth::Token, Some(key), Some(key_id)) => {
             let team = settings.apns_team_id.as_deref().unwrap_or(&identity.team_id);
             ApnsClient::token_credentials(key, key_id, team)?
         }
+        (ApnsAuth::Token, _, _) => anyhow::bail!("TESSERA_APNS_AUTH is token but TESSERA_APNS_KEY or TESSERA_APNS_KEY_ID is unset"),
     };
     Ok(ApnsClient::new(
         &settings.apns_url,
@@ -174,11 +127,19 @@ pub fn apns_client(settings: &Settings, identity: &SigningIdentity) -> anyhow::R
     )?)
 }
 
+/// A bound, ready server with its push worker: tests start it on port 0 and read `local_addr`.
+pub struct Application {
+    listener: std::net::TcpListener,
+    state: AppState,
+    worker: PushWorker,
+}
+
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         let listen = settings.listen;
         let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
-            anyhow::anyhow!("TESSERA_LISTEN: cannot listen on {listen}: {e}; choose a free address and port")
+            anyhow::Error::new(e)
+                .context(format!("TESSERA_LISTEN: cannot listen on {listen}; choose a free address and port"))
         })?;
         Self::with_listener(settings, listener).await
     }
@@ -190,7 +151,7 @@ impl Application {
         let worker_settings =
             WorkerSettings { retry_base_ms: state.settings.push_retry_base_ms, ..WorkerSettings::default() };
         let worker = PushWorker::new(state.store.clone(), Arc::new(apns), state.metrics.clone(), worker_settings);
-        Ok(Application { listener, state, worker })
+        Ok(Application { listener: listener.into_std()?, state, worker })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -209,8 +170,27 @@ impl Application {
     ) -> anyhow::Result<()> {
         let (stop_worker, stopped) = tokio::sync::watch::channel(false);
         let worker = tokio::spawn(self.worker.run(stopped));
-        let app = router(self.state.clone());
-        let served = axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await;
+        let data = web::Data::new(self.state.clone());
+        let document = web::Data::new(openapi::Document::new(&self.state.settings.public_url));
+        let prefix = self.state.settings.public_path().to_string();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .app_data(document.clone())
+                .wrap(from_fn(observe))
+                .configure(configure(&prefix))
+                .default_service(web::to(not_found))
+        })
+        .disable_signals()
+        .shutdown_timeout(30)
+        .listen(self.listener)?
+        .run();
+        let handle = server.handle();
+        tokio::spawn(async move {
+            shutdown.await;
+            handle.stop(true).await;
+        });
+        let served = server.await;
         let _ = stop_worker.send(true);
         let _ = worker.await;
         self.state.store.close().await;

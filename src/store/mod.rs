@@ -36,6 +36,24 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+impl StoreError {
+    /// True when the database cannot be reached or is too busy right now (a retry may succeed), as opposed
+    /// to a statement or data that is wrong.
+    pub fn is_unavailable(&self) -> bool {
+        let StoreError::Sql(e) = self else { return false };
+        match e {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => true,
+            sqlx::Error::WorkerCrashed => true,
+            // PostgreSQL: connection exceptions (08…), too many connections (53300), shutting down (57P0…);
+            // SQLite: busy or locked past the busy timeout.
+            sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+                code.starts_with("08") || code == "53300" || code.starts_with("57P0") || code == "5" || code == "6"
+            }),
+            _ => false,
+        }
+    }
+}
+
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Placeholders for the multi-row statements that let a batch cost a few statements rather than one per

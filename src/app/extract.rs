@@ -1,0 +1,158 @@
+//! Extractors: handlers take typed, already-authorized arguments (`AdminAuth`, `ApplePass`) and bodies
+//! already read under their limits (`JsonObject`); every refusal is the spec's JSON error.
+
+use std::sync::Arc;
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::web::{Bytes, BytesMut};
+use actix_web::{FromRequest, HttpRequest, web};
+use futures_util::StreamExt;
+use futures_util::future::{LocalBoxFuture, Ready, ready};
+
+use super::AppState;
+use crate::error::{ApiError, FieldError};
+use crate::ids::constant_time_eq;
+use crate::store::MemberRecord;
+
+/// The shared state; present in every app the router builds.
+pub fn state(req: &HttpRequest) -> Result<web::Data<AppState>, ApiError> {
+    req.app_data::<web::Data<AppState>>()
+        .cloned()
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("the application state is not installed")))
+}
+
+/// A path segment by name, fully percent-decoded; `None` if it is absent or not UTF-8 once decoded.
+pub fn segment(req: &HttpRequest, name: &str) -> Option<String> {
+    let raw = req.match_info().get(name)?;
+    percent_encoding::percent_decode_str(raw).decode_utf8().ok().map(|s| s.into_owned())
+}
+
+fn bearer(req: &HttpRequest) -> Option<&str> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// The admin API's `Authorization: Bearer <admin token>`, compared in constant time.
+pub struct AdminAuth;
+
+impl FromRequest for AdminAuth {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(state(req).and_then(|state| match bearer(req) {
+            Some(token) if constant_time_eq(token.as_bytes(), state.secrets.admin_token.expose().as_bytes()) => {
+                Ok(AdminAuth)
+            }
+            Some(_) => Err(ApiError::Unauthorized("the admin token is wrong")),
+            None => Err(ApiError::Unauthorized("send the admin token as Authorization: Bearer <token>")),
+        }))
+    }
+}
+
+fn pass_unauthorized() -> ApiError {
+    ApiError::Unauthorized("unknown pass or wrong ApplePass authentication token")
+}
+
+/// Longest serial number looked up; ours are 32 characters.
+const MAX_SERIAL: usize = 128;
+
+/// The pass named by the path's `{pass_type}` and `{serial}`, authorized by `Authorization: ApplePass
+/// <authenticationToken>` (constant time). An unknown pass type or serial and a wrong or missing token
+/// are the same 401, so a caller learns nothing about which serials exist.
+pub struct ApplePass(pub Arc<MemberRecord>);
+
+impl FromRequest for ApplePass {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let state = state(&req)?;
+            let token = req
+                .headers()
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("ApplePass "))
+                .map(str::trim)
+                .ok_or_else(pass_unauthorized)?;
+            let (Some(pass_type), Some(serial)) = (segment(&req, "pass_type"), segment(&req, "serial")) else {
+                return Err(pass_unauthorized());
+            };
+            if pass_type != state.passes.identity().pass_type_id || serial.len() > MAX_SERIAL {
+                return Err(pass_unauthorized());
+            }
+            let record = state.records.get(&state.store, &serial).await?.ok_or_else(pass_unauthorized)?;
+            if record.pass_type_id != pass_type || !constant_time_eq(token.as_bytes(), record.authentication_token.as_bytes())
+            {
+                return Err(pass_unauthorized());
+            }
+            Ok(ApplePass(record))
+        })
+    }
+}
+
+/// Admin request bodies are small; a member with its attributes fits in a few KiB.
+pub const ADMIN_BODY_LIMIT: usize = 64 * 1024;
+
+/// A JSON object body: 415 for another content type, 413 past the limit, 400 for bad JSON, 422 for JSON
+/// that is not an object.
+pub struct JsonObject(pub serde_json::Map<String, serde_json::Value>);
+
+impl FromRequest for JsonObject {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        let mut payload = payload.take();
+        Box::pin(async move {
+            let bytes = read_json_body(&req, &mut payload, ADMIN_BODY_LIMIT).await?;
+            match parse_json(&bytes)? {
+                serde_json::Value::Object(map) => Ok(JsonObject(map)),
+                _ => Err(ApiError::validation(vec![FieldError::new("body", "must be a JSON object")])),
+            }
+        })
+    }
+}
+
+/// Reads a body that claims (or does not deny) to be JSON, up to `limit` bytes: 415 for another content
+/// type, 413 past the limit (told by Content-Length before anything is read, else while reading).
+pub async fn read_json_body<S, E>(req: &HttpRequest, payload: &mut S, limit: usize) -> Result<Bytes, ApiError>
+where
+    S: futures_util::Stream<Item = Result<Bytes, E>> + Unpin,
+{
+    if let Some(content_type) = req.headers().get(header::CONTENT_TYPE) {
+        let ct = content_type.to_str().unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        if ct != "application/json" && !ct.ends_with("+json") {
+            return Err(ApiError::UnsupportedMediaType("send the body as JSON with Content-Type: application/json"));
+        }
+    }
+    let too_large = || ApiError::PayloadTooLarge(format!("the body is larger than {} KiB", limit / 1024));
+    let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let mut body = BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|_| ApiError::InvalidJson("the body could not be read".into()))?;
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+pub fn parse_json(bytes: &[u8]) -> Result<serde_json::Value, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            ApiError::InvalidJson("the body is empty; send a JSON object".into())
+        } else {
+            ApiError::InvalidJson(format!("the body is not valid JSON: {e}"))
+        }
+    })
+}

@@ -1,0 +1,101 @@
+//! What every request handler shares, below the handlers and the router: `AppState` (settings, store,
+//! pass builder, secrets, metrics, caches), the extractors that authorize and read requests, and the
+//! `.pkpass` response. Handlers import this module; it imports no handler and not the router.
+
+pub mod extract;
+pub mod pkpass;
+mod records;
+
+use std::sync::Arc;
+
+pub use records::RecordCache;
+
+use crate::apple::{PassBuilder, SigningIdentity};
+use crate::metrics::Metrics;
+use crate::store::MemberRecord;
+use crate::settings::{Secret, Settings};
+use crate::store::Store;
+use crate::templates::Program;
+
+/// The tokens in force: from the settings, else generated once and kept in the database.
+pub struct Secrets {
+    pub admin_token: Secret,
+    pub webhook_secrets: Vec<Secret>,
+    pub staff_token: Secret,
+}
+
+impl Secrets {
+    pub async fn resolve(settings: &Settings, store: &Store) -> anyhow::Result<Secrets> {
+        let generate = || crate::ids::random_token(32);
+        let admin_token = match &settings.admin_token {
+            Some(s) => s.clone(),
+            None => Secret::new(store.secret_or_generate("admin_token", generate).await?),
+        };
+        let webhook_secrets = if settings.webhook_secrets.is_empty() {
+            vec![Secret::new(store.secret_or_generate("webhook_secret", generate).await?)]
+        } else {
+            settings.webhook_secrets.clone()
+        };
+        let staff_token = match &settings.staff_token {
+            Some(s) => s.clone(),
+            None => Secret::new(store.secret_or_generate("staff_token", generate).await?),
+        };
+        Ok(Secrets { admin_token, webhook_secrets, staff_token })
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub store: Store,
+    pub passes: Arc<PassBuilder>,
+    pub secrets: Arc<Secrets>,
+    pub metrics: Arc<Metrics>,
+    /// Pass lookups behind the Apple web service's authenticated endpoints.
+    pub records: Arc<RecordCache>,
+    /// Signed .pkpass bytes by (serial, update tag).
+    pub signed: Arc<pkpass::SignedPassCache>,
+}
+
+impl AppState {
+    /// Loads everything a server needs and checks it: certificates, templates, database (migrated), secrets.
+    pub async fn build(settings: Settings) -> anyhow::Result<AppState> {
+        let identity = SigningIdentity::load(
+            &settings.apple_cert,
+            &settings.apple_key,
+            &settings.apple_wwdr,
+            settings.apple_key_password.as_ref().map(Secret::expose),
+        )?;
+        let program = Program::load(&settings.templates_dir, &settings.program)?;
+        let store = Store::connect(&settings.database_url)
+            .await
+            .map_err(|e| anyhow::Error::new(e).context("TESSERA_DATABASE_URL: cannot open the database"))?;
+        store.migrate().await?;
+        let secrets = Secrets::resolve(&settings, &store).await?;
+        let passes = PassBuilder::new(Arc::new(identity), Arc::new(program), settings.web_service_url());
+        let signed = pkpass::SignedPassCache::new(settings.pass_cache_mb);
+        Ok(AppState {
+            settings: Arc::new(settings),
+            store,
+            passes: Arc::new(passes),
+            secrets: Arc::new(secrets),
+            metrics: Arc::new(Metrics::default()),
+            records: Default::default(),
+            signed: Arc::new(signed),
+        })
+    }
+
+    /// The member's links: the page and the .pkpass download, behind its random public id.
+    pub fn links(&self, record: &MemberRecord) -> Links {
+        let base = &self.settings.public_url;
+        Links {
+            page: format!("{base}/m/{}", record.public_id),
+            apple: format!("{base}/m/{}/pass.pkpass", record.public_id),
+        }
+    }
+}
+
+pub struct Links {
+    pub page: String,
+    pub apple: String,
+}

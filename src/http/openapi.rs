@@ -1,0 +1,84 @@
+//! `GET /api/v1/openapi.json`: the OpenAPI 3.1 document, generated from the handlers' own annotations
+//! and types (utoipa), with the deployment's public URL as its server.
+
+use actix_web::{HttpResponse, web};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::server::Server;
+use utoipa::{Modify, OpenApi};
+
+use crate::apple::web_service;
+use crate::{ledger, members, ops};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "tessera",
+        description = "Loyalty cards in Apple Wallet and Google Wallet, kept live: the admin API, the ledger webhook, \
+                       Apple's pass web service, the member links and operations. Every 4xx and 5xx answers \
+                       `{\"error\": {\"code\", \"message\", \"details\"?}}`.",
+        license(name = "Apache-2.0")
+    ),
+    paths(
+        members::put_member, members::get_member, members::delete_member,
+        ledger::webhook,
+        web_service::register, web_service::unregister, web_service::list_updated, web_service::latest_pass,
+        web_service::log,
+        crate::pages::member_page, crate::pages::download_pass,
+        ops::healthz, ops::metrics, openapi_json,
+    ),
+    components(schemas(crate::openapi::ErrorBody, crate::openapi::ErrorDetail, crate::error::FieldError)),
+    modifiers(&Components),
+    tags(
+        (name = "admin", description = "Members, with `Authorization: Bearer <admin token>`"),
+        (name = "webhook", description = "Ledger events from the loyalty backend, HMAC-signed"),
+        (name = "apple-web-service", description = "Apple's PassKit web service, called by iPhones"),
+        (name = "pages", description = "The member's links"),
+        (name = "operations", description = "Health, metrics and this document"),
+    )
+)]
+struct ApiDoc;
+
+/// The security schemes and the shared error responses.
+struct Components;
+
+impl Modify for Components {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let bearer = |description: &str| {
+            let mut scheme = Http::new(HttpAuthScheme::Bearer);
+            scheme.description = Some(description.to_string());
+            SecurityScheme::Http(scheme)
+        };
+        components.add_security_scheme("admin", bearer("The admin token (`tessera secrets` prints it)"));
+        components.add_security_scheme(
+            "applePass",
+            SecurityScheme::ApiKey(utoipa::openapi::security::ApiKey::Header(
+                utoipa::openapi::security::ApiKeyValue::with_description(
+                    "Authorization",
+                    "`ApplePass <authenticationToken>` of the pass",
+                ),
+            )),
+        );
+        for (name, response) in crate::openapi::error_responses() {
+            components.responses.insert(name, response);
+        }
+    }
+}
+
+/// The rendered document, made once per server.
+pub struct Document(String);
+
+impl Document {
+    pub fn new(public_url: &str) -> Document {
+        let mut doc = ApiDoc::openapi();
+        doc.servers = Some(vec![Server::new(public_url)]);
+        Document(doc.to_json().unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}")))
+    }
+}
+
+/// This document.
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "operations",
+    responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json")))]
+pub async fn openapi_json(document: web::Data<Document>) -> HttpResponse {
+    HttpResponse::Ok().content_type("application/json").body(document.0.clone())
+}

@@ -1,0 +1,67 @@
+//! Parts of the OpenAPI document that handlers refer to: the error body and one response per error
+//! code of the spec. The document itself (which lists every handler) is assembled by `http::openapi`.
+
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa::openapi::response::{Response, ResponseBuilder};
+use utoipa::openapi::{Content, Ref, RefOr};
+
+use crate::error::FieldError;
+
+/// Every 4xx and 5xx answer.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable and machine-readable: invalid-json, validation-failed, unauthorized, bad-signature,
+    /// stale-signature, not-found, method-not-allowed, payload-too-large, unsupported-media-type,
+    /// rate-limited, not-configured, unavailable, internal.
+    #[schema(example = "validation-failed")]
+    pub code: String,
+    /// Plain words for a person.
+    pub message: String,
+    /// The fields at fault (422 only).
+    pub details: Option<Vec<FieldError>>,
+}
+
+/// One named response per error code: `(type, code, what it means)`.
+macro_rules! error_responses {
+    ($($name:ident, $code:literal, $meaning:literal;)+) => {
+        $(
+            #[doc = concat!("The `", $code, "` error: ", $meaning)]
+            pub struct $name;
+
+            impl<'r> utoipa::ToResponse<'r> for $name {
+                fn response() -> (&'r str, RefOr<Response>) {
+                    let content = Content::new(Some(Ref::from_schema_name("ErrorBody")));
+                    let description = concat!("`", $code, "`: ", $meaning);
+                    (stringify!($name), ResponseBuilder::new().description(description).content("application/json", content).build().into())
+                }
+            }
+        )+
+
+        /// Every error response, for the document's components.
+        pub fn error_responses() -> Vec<(String, RefOr<Response>)> {
+            vec![$({
+                let (name, response) = <$name as utoipa::ToResponse>::response();
+                (name.to_string(), response)
+            }),+]
+        }
+    };
+}
+
+error_responses! {
+    InvalidJson, "invalid-json", "the body is not valid JSON (400)";
+    ValidationFailed, "validation-failed", "a field is missing or wrong; `details` names each (422)";
+    Unauthorized, "unauthorized", "the token is missing or wrong (401)";
+    BadSignature, "bad-signature", "the Tessera-Signature header is missing or does not match (401); `stale-signature` when its t is more than 300 s off";
+    NotFound, "not-found", "no such member, card or endpoint (404)";
+    MethodNotAllowed, "method-not-allowed", "the path exists but not with this method (405)";
+    PayloadTooLarge, "payload-too-large", "the body is over the endpoint's limit (413)";
+    UnsupportedMediaType, "unsupported-media-type", "the body is not sent as application/json (415)";
+    Unavailable, "unavailable", "the database or another dependency cannot be reached right now; retry (503)";
+    Internal, "internal", "the server failed; the cause is in its log (500)";
+}
