@@ -4,6 +4,7 @@
 mod apns_standin;
 mod cli;
 mod crash;
+mod examples;
 mod helpers;
 mod ledger;
 mod members;
