@@ -8,5 +8,6 @@ mod examples;
 mod helpers;
 mod ledger;
 mod members;
+mod openapi;
 mod passes;
 mod web_service;
