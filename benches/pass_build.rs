@@ -34,7 +34,7 @@ fn builder() -> PassBuilder {
         SigningIdentity::load(&certs.join("pass.pem"), &certs.join("pass.key"), &certs.join("wwdr.pem"), None)
             .expect("certs-example/ loads");
     let program = Program::load(&root.join("templates"), "default").expect("templates/default loads");
-    PassBuilder::new(Arc::new(identity), Arc::new(program), "https://wallet.example.com")
+    PassBuilder::new(Arc::new(identity), Arc::new(program), "https://wallet.example.com").expect("the builder starts")
 }
 
 fn member<'a>(points: i64, attributes: &'a serde_json::Value) -> PassData<'a> {

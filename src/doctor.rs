@@ -172,7 +172,10 @@ fn check_sample_pass(settings: &Settings, identity: &SigningIdentity, program: P
         Ok(i) => i,
         Err(e) => return f.error(e.to_string()),
     };
-    let builder = PassBuilder::new(Arc::new(identity), Arc::new(program), settings.web_service_url());
+    let builder = match PassBuilder::new(Arc::new(identity), Arc::new(program), settings.web_service_url()) {
+        Ok(b) => b,
+        Err(e) => return f.error(format!("the pass builder cannot start: {:#}", anyhow::Error::new(e))),
+    };
     let attributes = serde_json::json!({});
     let tiers: Vec<String> = builder.program().tier_names().map(str::to_string).collect();
     for tier in &tiers {
@@ -199,7 +202,7 @@ fn check_sample_pass(settings: &Settings, identity: &SigningIdentity, program: P
                     ));
                 }
             }
-            Err(e) => f.error(format!("a sample {tier} pass cannot be built: {e}")),
+            Err(e) => f.error(format!("a sample {tier} pass cannot be built: {:#}", anyhow::Error::new(e))),
         }
     }
     if !f.has_errors() {

@@ -72,7 +72,7 @@ impl AppState {
             .map_err(|e| anyhow::Error::new(e).context("TESSERA_DATABASE_URL: cannot open the database"))?;
         store.migrate().await?;
         let secrets = Secrets::resolve(&settings, &store).await?;
-        let passes = PassBuilder::new(Arc::new(identity), Arc::new(program), settings.web_service_url());
+        let passes = PassBuilder::new(Arc::new(identity), Arc::new(program), settings.web_service_url())?;
         let signed = pkpass::SignedPassCache::new(settings.pass_cache_mb);
         Ok(AppState {
             settings: Arc::new(settings),

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use openssl::pkcs7::{Pkcs7, Pkcs7Flags};
 
 use super::certs::SigningIdentity;
-use super::zip::{StaticEntries, dos_time, write_archive};
+use super::zip::{StaticArchive, write_archive};
 use crate::templates::{MemberFields, PassContext, PassFields, Program, TemplateError};
 
 /// What a pass shows, whatever it is stored in.
@@ -34,14 +34,16 @@ pub struct PassData<'a> {
 pub enum PassError {
     #[error("unknown tier `{0}`")]
     UnknownTier(String),
-    #[error("template: {0}")]
+    #[error("template")]
     Template(#[from] TemplateError),
-    #[error("signing failed: {0}")]
+    #[error("signing failed")]
     Sign(#[from] openssl::error::ErrorStack),
+    #[error("writing the archive failed")]
+    Zip(#[from] zip::result::ZipError),
 }
 
 struct TierBundle {
-    entries: StaticEntries,
+    entries: StaticArchive,
     /// `{"icon.png":"<sha1>",…,` — manifest.json up to the pass.json entry.
     manifest_prefix: String,
 }
@@ -54,25 +56,28 @@ pub struct PassBuilder {
 }
 
 pub fn sha1_hex(data: &[u8]) -> String {
-    hex::encode(openssl::sha::sha1(data))
+    use sha1::Digest;
+    hex::encode(sha1::Sha1::digest(data))
 }
 
 impl PassBuilder {
-    pub fn new(identity: Arc<SigningIdentity>, program: Arc<Program>, web_service_url: &str) -> PassBuilder {
-        let built_at = dos_time(crate::time_fmt::now_unix());
-        let tiers = program
-            .tier_names()
-            .map(|tier| {
-                let files = program.static_files(tier);
-                let mut manifest_prefix = String::from("{");
-                for (name, data) in &files {
-                    let _ =
-                        write!(manifest_prefix, "{}:\"{}\",", serde_json::Value::from(name.as_str()), sha1_hex(data));
-                }
-                (tier.to_string(), TierBundle { entries: StaticEntries::new(&files, built_at), manifest_prefix })
-            })
-            .collect();
-        PassBuilder { identity, program, web_service_url: web_service_url.to_string(), tiers }
+    pub fn new(
+        identity: Arc<SigningIdentity>,
+        program: Arc<Program>,
+        web_service_url: &str,
+    ) -> Result<PassBuilder, PassError> {
+        let built_at = crate::time_fmt::now_unix();
+        let mut tiers = HashMap::new();
+        for tier in program.tier_names() {
+            let files = program.static_files(tier);
+            let mut manifest_prefix = String::from("{");
+            for (name, data) in &files {
+                let _ = write!(manifest_prefix, "{}:\"{}\",", serde_json::Value::from(name.as_str()), sha1_hex(data));
+            }
+            let entries = StaticArchive::new(&files, built_at)?;
+            tiers.insert(tier.to_string(), TierBundle { entries, manifest_prefix });
+        }
+        Ok(PassBuilder { identity, program, web_service_url: web_service_url.to_string(), tiers })
     }
 
     pub fn identity(&self) -> &SigningIdentity {
@@ -116,12 +121,11 @@ impl PassBuilder {
         manifest.push_str(&bundle.manifest_prefix);
         let _ = write!(manifest, "\"pass.json\":\"{}\"}}", sha1_hex(pass_json.as_bytes()));
         let signature = self.sign(manifest.as_bytes())?;
-        let time = dos_time(data.modified_at);
         Ok(write_archive(
             &bundle.entries,
             &[("pass.json", pass_json.as_bytes()), ("manifest.json", manifest.as_bytes()), ("signature", &signature)],
-            time,
-        ))
+            data.modified_at,
+        )?)
     }
 
     /// A detached DER PKCS#7 signature of `manifest` by the pass certificate, carrying the WWDR

@@ -1,101 +1,65 @@
-//! A minimal ZIP writer for .pkpass bundles: stored (uncompressed) entries only.
+//! The .pkpass ZIP, written with the `zip` crate: stored (uncompressed) entries only, since the PNGs are
+//! compressed already.
 //!
-//! The files that never change per member (images, strings) are laid out once per tier as ready-made
-//! local entries and central-directory records; a pass then only appends pass.json, manifest.json and
-//! signature. PNGs are compressed already, so storing them costs nothing in size.
+//! The files that never change per member (images, strings) are written once per tier as a complete
+//! archive; a pass then appends pass.json, manifest.json and signature to a copy of it
+//! (`ZipWriter::new_append`), so the per-pass cost stays a copy and three small entries.
 
-/// Entries laid out once and reused at the start of every archive.
+use std::io::{Cursor, Write};
+
+use zip::write::SimpleFileOptions;
+use zip::{CompressionMethod, DateTime, ZipWriter};
+
+/// A tier's static files as a ready archive, the start of every pass of that tier.
 #[derive(Clone, Default)]
-pub struct StaticEntries {
-    local: Vec<u8>,
-    central: Vec<u8>,
-    count: u16,
+pub struct StaticArchive {
+    bytes: Vec<u8>,
 }
 
-impl StaticEntries {
-    pub fn new(files: &[(String, Vec<u8>)], dos_time: (u16, u16)) -> StaticEntries {
-        let mut s = StaticEntries::default();
+impl StaticArchive {
+    pub fn new(files: &[(String, Vec<u8>)], modified_at: i64) -> zip::result::ZipResult<StaticArchive> {
+        let mut writer = ZipWriter::new(Cursor::new(Vec::new()));
+        let options = stored(modified_at);
         for (name, data) in files {
-            let offset = s.local.len() as u32;
-            let crc = crc32fast::hash(data);
-            write_local(&mut s.local, name, data, crc, dos_time);
-            write_central(&mut s.central, name, data.len() as u32, crc, dos_time, offset);
-            s.count += 1;
+            writer.start_file(name.as_str(), options)?;
+            writer.write_all(data)?;
         }
-        s
+        Ok(StaticArchive { bytes: writer.finish()?.into_inner() })
     }
+}
+
+/// Stored entries, rw-r--r--, dated `unix` (UTC; ZIP dates have two-second resolution).
+fn stored(unix: i64) -> SimpleFileOptions {
+    SimpleFileOptions::default()
+        .compression_method(CompressionMethod::Stored)
+        .unix_permissions(0o644)
+        .last_modified_time(zip_time(unix))
 }
 
 /// Builds one archive: the static entries, then `extra` files, then the central directory.
-pub fn write_archive(statics: &StaticEntries, extra: &[(&str, &[u8])], dos_time: (u16, u16)) -> Vec<u8> {
-    let extra_len: usize = extra.iter().map(|(n, d)| 2 * (46 + n.len()) + d.len()).sum();
-    let mut out = Vec::with_capacity(statics.local.len() + statics.central.len() + extra_len + 22);
-    out.extend_from_slice(&statics.local);
-    let mut central = Vec::with_capacity(statics.central.len() + extra.len() * 80);
-    central.extend_from_slice(&statics.central);
+pub fn write_archive(
+    statics: &StaticArchive,
+    extra: &[(&str, &[u8])],
+    modified_at: i64,
+) -> zip::result::ZipResult<Vec<u8>> {
+    let extra_len: usize = extra.iter().map(|(name, data)| 2 * (46 + name.len()) + data.len()).sum();
+    let mut buffer = Vec::with_capacity(statics.bytes.len() + extra_len + 512);
+    buffer.extend_from_slice(&statics.bytes);
+    let mut writer = ZipWriter::new_append(Cursor::new(buffer))?;
+    let options = stored(modified_at);
     for (name, data) in extra {
-        let offset = out.len() as u32;
-        let crc = crc32fast::hash(data);
-        write_local(&mut out, name, data, crc, dos_time);
-        write_central(&mut central, name, data.len() as u32, crc, dos_time, offset);
+        writer.start_file(*name, options)?;
+        writer.write_all(data)?;
     }
-    let central_offset = out.len() as u32;
-    out.extend_from_slice(&central);
-    let count = statics.count + extra.len() as u16;
-    // End of central directory record.
-    out.extend_from_slice(&0x0605_4b50u32.to_le_bytes());
-    out.extend_from_slice(&[0, 0, 0, 0]);
-    out.extend_from_slice(&count.to_le_bytes());
-    out.extend_from_slice(&count.to_le_bytes());
-    out.extend_from_slice(&(central.len() as u32).to_le_bytes());
-    out.extend_from_slice(&central_offset.to_le_bytes());
-    out.extend_from_slice(&[0, 0]);
-    out
+    Ok(writer.finish()?.into_inner())
 }
 
-const VERSION: u16 = 20;
-/// Bit 11: names are UTF-8.
-const FLAGS: u16 = 0x0800;
-
-fn write_local(out: &mut Vec<u8>, name: &str, data: &[u8], crc: u32, (time, date): (u16, u16)) {
-    out.extend_from_slice(&0x0403_4b50u32.to_le_bytes());
-    for v in [VERSION, FLAGS, 0, time, date] {
-        out.extend_from_slice(&v.to_le_bytes());
-    }
-    out.extend_from_slice(&crc.to_le_bytes());
-    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
-    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
-    out.extend_from_slice(&(name.len() as u16).to_le_bytes());
-    out.extend_from_slice(&0u16.to_le_bytes());
-    out.extend_from_slice(name.as_bytes());
-    out.extend_from_slice(data);
-}
-
-fn write_central(out: &mut Vec<u8>, name: &str, size: u32, crc: u32, (time, date): (u16, u16), offset: u32) {
-    out.extend_from_slice(&0x0201_4b50u32.to_le_bytes());
-    // Made by Unix (3), spec 2.0; then needed version, flags, method 0 (stored), time, date.
-    for v in [0x0314u16, VERSION, FLAGS, 0, time, date] {
-        out.extend_from_slice(&v.to_le_bytes());
-    }
-    out.extend_from_slice(&crc.to_le_bytes());
-    out.extend_from_slice(&size.to_le_bytes());
-    out.extend_from_slice(&size.to_le_bytes());
-    out.extend_from_slice(&(name.len() as u16).to_le_bytes());
-    // Extra length, comment length, disk number, internal attributes.
-    out.extend_from_slice(&[0; 8]);
-    // External attributes: a regular file, rw-r--r--.
-    out.extend_from_slice(&((0o100644u32) << 16).to_le_bytes());
-    out.extend_from_slice(&offset.to_le_bytes());
-    out.extend_from_slice(name.as_bytes());
-}
-
-/// MS-DOS (time, date) of a unix time, as ZIP headers store it (UTC, two-second resolution).
-pub fn dos_time(unix: i64) -> (u16, u16) {
+/// The ZIP date of a unix time, clamped to what the format holds (1980 to 2107).
+fn zip_time(unix: i64) -> DateTime {
     let t = time::OffsetDateTime::from_unix_timestamp(unix).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    let year = (t.year().clamp(1980, 2107) - 1980) as u16;
-    let date = (year << 9) | ((t.month() as u16) << 5) | t.day() as u16;
-    let time = ((t.hour() as u16) << 11) | ((t.minute() as u16) << 5) | (t.second() as u16 / 2);
-    (time, date)
+    let year = t.year().clamp(1980, 2107) as u16;
+    DateTime::from_date_and_time(year, t.month() as u8, t.day(), t.hour(), t.minute(), t.second())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -104,16 +68,17 @@ mod tests {
     use std::io::Read;
 
     #[test]
-    fn archives_read_back_with_the_zip_crate() {
-        let statics = StaticEntries::new(
+    fn archives_read_back_with_stored_entries_and_dates() {
+        let statics = StaticArchive::new(
             &[
                 ("icon.png".into(), vec![1, 2, 3]),
                 ("th.lproj/pass.strings".into(), "\"a\" = \"ก\";".as_bytes().to_vec()),
             ],
-            dos_time(1_795_334_400),
-        );
-        let bytes =
-            write_archive(&statics, &[("pass.json", b"{}"), ("signature", &[0xde, 0xad])], dos_time(1_795_334_400));
+            1_795_334_400,
+        )
+        .unwrap();
+        let bytes = write_archive(&statics, &[("pass.json", b"{}"), ("signature", &[0xde, 0xad])], 1_795_334_400)
+            .unwrap();
         let mut archive = ::zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
         assert_eq!(archive.len(), 4);
         let mut names: Vec<String> = archive.file_names().map(|n| n.unwrap().to_string()).collect();
@@ -123,7 +88,14 @@ mod tests {
         archive.by_name("th.lproj/pass.strings").unwrap().read_to_end(&mut content).unwrap();
         assert_eq!(content, "\"a\" = \"ก\";".as_bytes());
         let entry = archive.by_name("pass.json").unwrap();
+        assert_eq!(entry.compression(), CompressionMethod::Stored);
         let modified = entry.last_modified().unwrap();
         assert_eq!((modified.year(), modified.month(), modified.day(), modified.hour()), (2026, 11, 22, 8));
+    }
+
+    #[test]
+    fn dates_outside_the_zip_range_are_clamped() {
+        assert_eq!(zip_time(0).year(), 1980);
+        assert_eq!(zip_time(i64::MAX).year(), 1980, "an unreadable time falls back, never panics");
     }
 }

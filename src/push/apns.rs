@@ -3,18 +3,15 @@
 //! provider token. Knows no database. (a2 cannot be pointed at a test server or send `{}`; see
 //! rust-stack.md.)
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::client::conn::http2::SendRequest;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use openssl::ecdsa::EcdsaSig;
-use openssl::pkey::{PKey, Private};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use openssl::ssl::{SslConnector, SslMethod};
 use openssl::x509::X509;
 use tokio::sync::Mutex;
@@ -30,7 +27,7 @@ pub enum Credentials {
     /// The pass certificate and key, presented as TLS client certificate (Apple's documented way).
     Certificate,
     /// An ES256 provider token signed with a .p8 key.
-    Token { key: PKey<Private>, key_id: String, team_id: String },
+    Token { key: EncodingKey, key_id: String, team_id: String },
 }
 
 /// What APNs answered.
@@ -41,16 +38,38 @@ pub struct ApnsReply {
     pub reason: Option<String>,
 }
 
+/// What went wrong talking to APNs (or setting the client up), with its cause kept as `source()`.
 #[derive(Debug, thiserror::Error)]
 pub enum ApnsError {
-    #[error("{0}")]
-    Config(String),
-    #[error("cannot reach APNs: {0}")]
-    Connect(String),
-    #[error("the request to APNs failed: {0}")]
-    Request(String),
+    #[error("TESSERA_APNS_URL ({0}) must be an https URL; APNs speaks HTTP/2 over TLS only")]
+    NotHttps(String),
+    #[error("setting up TLS for APNs")]
+    Tls(#[source] openssl::error::ErrorStack),
+    #[error("TESSERA_APNS_CA ({}) cannot be read", path.display())]
+    ReadCa { path: PathBuf, source: std::io::Error },
+    #[error("TESSERA_APNS_CA ({}) holds no PEM certificate", .0.display())]
+    NoCaCertificate(PathBuf),
+    #[error("TESSERA_APNS_KEY ({}) cannot be read", path.display())]
+    ReadKey { path: PathBuf, source: std::io::Error },
+    #[error("TESSERA_APNS_KEY ({}) is not a PEM EC private key (an APNs .p8 key)", path.display())]
+    BadKey { path: PathBuf, source: jsonwebtoken::errors::Error },
+    #[error("signing the APNs provider token")]
+    ProviderToken(#[source] jsonwebtoken::errors::Error),
+    #[error("cannot reach APNs at {address}")]
+    Connect { address: String, source: Box<dyn std::error::Error + Send + Sync> },
+    #[error("building the request to APNs (a device token that is not a path segment?)")]
+    Build(#[source] hyper::http::Error),
+    #[error("the request to APNs failed")]
+    Request(#[source] hyper::Error),
     #[error("APNs did not answer within {0:?}")]
     Timeout(Duration),
+}
+
+impl ApnsError {
+    /// The message with its causes (`outer: inner`), for the push's recorded reason and the log.
+    pub fn chain(self) -> String {
+        format!("{:#}", anyhow::Error::new(self))
+    }
 }
 
 type Sender = SendRequest<Full<Bytes>>;
@@ -77,11 +96,7 @@ impl ApnsClient {
         extra_ca: Option<&Path>,
         connections: usize,
     ) -> Result<ApnsClient, ApnsError> {
-        let rest = base_url.strip_prefix("https://").ok_or_else(|| {
-            ApnsError::Config(format!(
-                "TESSERA_APNS_URL ({base_url}) must be an https URL; APNs speaks HTTP/2 over TLS only"
-            ))
-        })?;
+        let rest = base_url.strip_prefix("https://").ok_or_else(|| ApnsError::NotHttps(base_url.to_string()))?;
         let authority = rest.split('/').next().unwrap_or("").to_string();
         let (host, port) = match authority.rsplit_once(':') {
             Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => match p.parse::<u16>() {
@@ -90,7 +105,7 @@ impl ApnsClient {
             },
             _ => (authority.clone(), 443),
         };
-        let config = |e: openssl::error::ErrorStack| ApnsError::Config(format!("setting up TLS for APNs: {e}"));
+        let config = ApnsError::Tls;
         let mut builder = SslConnector::builder(SslMethod::tls_client()).map_err(config)?;
         builder.set_alpn_protos(b"\x02h2").map_err(config)?;
         if let Credentials::Certificate = credentials {
@@ -99,11 +114,12 @@ impl ApnsClient {
             builder.add_extra_chain_cert(identity.wwdr.clone()).map_err(config)?;
         }
         if let Some(path) = extra_ca {
-            let pem = std::fs::read(path)
-                .map_err(|e| ApnsError::Config(format!("TESSERA_APNS_CA ({}) cannot be read: {e}", path.display())))?;
-            let roots = X509::stack_from_pem(&pem).ok().filter(|s| !s.is_empty()).ok_or_else(|| {
-                ApnsError::Config(format!("TESSERA_APNS_CA ({}) holds no PEM certificate", path.display()))
-            })?;
+            let pem =
+                std::fs::read(path).map_err(|source| ApnsError::ReadCa { path: path.to_path_buf(), source })?;
+            let roots = X509::stack_from_pem(&pem)
+                .ok()
+                .filter(|s| !s.is_empty())
+                .ok_or_else(|| ApnsError::NoCaCertificate(path.to_path_buf()))?;
             for root in roots {
                 builder.cert_store_mut().add_cert(root).map_err(config)?;
             }
@@ -123,31 +139,29 @@ impl ApnsClient {
 
     /// Reads a .p8 key for token authentication.
     pub fn token_credentials(p8: &Path, key_id: &str, team_id: &str) -> Result<Credentials, ApnsError> {
-        let pem = std::fs::read(p8)
-            .map_err(|e| ApnsError::Config(format!("TESSERA_APNS_KEY ({}) cannot be read: {e}", p8.display())))?;
-        let key = PKey::private_key_from_pem(&pem).ok().filter(|k| k.ec_key().is_ok()).ok_or_else(|| {
-            ApnsError::Config(format!(
-                "TESSERA_APNS_KEY ({}) is not a PEM EC private key (an APNs .p8 key)",
-                p8.display()
-            ))
-        })?;
+        let pem = std::fs::read(p8).map_err(|source| ApnsError::ReadKey { path: p8.to_path_buf(), source })?;
+        let key =
+            EncodingKey::from_ec_pem(&pem).map_err(|source| ApnsError::BadKey { path: p8.to_path_buf(), source })?;
         Ok(Credentials::Token { key, key_id: key_id.to_string(), team_id: team_id.to_string() })
     }
 
     async fn connect(&self) -> Result<Sender, ApnsError> {
-        let connect = |e: &dyn std::fmt::Display| ApnsError::Connect(format!("{}:{}: {e}", self.host, self.port));
-        let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port)).await.map_err(|e| connect(&e))?;
+        let connect = |e: Box<dyn std::error::Error + Send + Sync>| ApnsError::Connect {
+            address: format!("{}:{}", self.host, self.port),
+            source: e,
+        };
+        let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port)).await.map_err(|e| connect(e.into()))?;
         let _ = tcp.set_nodelay(true);
-        let ssl = self.connector.configure().and_then(|c| c.into_ssl(&self.host)).map_err(|e| connect(&e))?;
-        let mut tls = tokio_openssl::SslStream::new(ssl, tcp).map_err(|e| connect(&e))?;
-        std::pin::Pin::new(&mut tls).connect().await.map_err(|e| connect(&e))?;
+        let ssl = self.connector.configure().and_then(|c| c.into_ssl(&self.host)).map_err(|e| connect(e.into()))?;
+        let mut tls = tokio_openssl::SslStream::new(ssl, tcp).map_err(|e| connect(e.into()))?;
+        std::pin::Pin::new(&mut tls).connect().await.map_err(|e| connect(e.into()))?;
         let (sender, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
             .keep_alive_interval(Duration::from_secs(60))
             .keep_alive_while_idle(true)
             .handshake(TokioIo::new(tls))
             .await
-            .map_err(|e| connect(&e))?;
+            .map_err(|e| connect(e.into()))?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "APNs connection closed");
@@ -180,8 +194,8 @@ impl ApnsClient {
         {
             return Ok(Some(token.clone()));
         }
-        let token = es256_jwt(key, key_id, team_id, crate::time_fmt::now_unix())
-            .map_err(|e| ApnsError::Config(format!("signing the APNs provider token: {e}")))?;
+        let token =
+            provider_jwt(key, key_id, team_id, crate::time_fmt::now_unix()).map_err(ApnsError::ProviderToken)?;
         *cached = Some((token.clone(), Instant::now()));
         Ok(Some(token))
     }
@@ -208,10 +222,9 @@ impl ApnsClient {
         if let Some(token) = self.provider_token(false)? {
             request = request.header("authorization", format!("bearer {token}"));
         }
-        let request =
-            request.body(Full::new(Bytes::from_static(b"{}"))).map_err(|e| ApnsError::Request(e.to_string()))?;
-        sender.ready().await.map_err(|e| ApnsError::Request(e.to_string()))?;
-        let response = sender.send_request(request).await.map_err(|e| ApnsError::Request(e.to_string()))?;
+        let request = request.body(Full::new(Bytes::from_static(b"{}"))).map_err(ApnsError::Build)?;
+        sender.ready().await.map_err(ApnsError::Request)?;
+        let response = sender.send_request(request).await.map_err(ApnsError::Request)?;
         let status = response.status().as_u16();
         let body =
             Limited::new(response.into_body(), 64 * 1024).collect().await.map(|b| b.to_bytes()).unwrap_or_default();
@@ -223,35 +236,40 @@ impl ApnsClient {
 }
 
 /// An APNs provider token: a JWT with header `{alg: ES256, kid}` and claims `{iss: team, iat}`.
-pub fn es256_jwt(
-    key: &PKey<Private>,
+pub fn provider_jwt(
+    key: &EncodingKey,
     key_id: &str,
     team_id: &str,
     iat: i64,
-) -> Result<String, openssl::error::ErrorStack> {
-    let header = URL_SAFE_NO_PAD.encode(serde_json::json!({"alg": "ES256", "kid": key_id}).to_string());
-    let claims = URL_SAFE_NO_PAD.encode(serde_json::json!({"iss": team_id, "iat": iat}).to_string());
-    let input = format!("{header}.{claims}");
-    let digest = openssl::sha::sha256(input.as_bytes());
-    let sig = EcdsaSig::sign(&digest, key.ec_key()?.as_ref())?;
-    // JWS wants the raw 32-byte r and s, not DER.
-    let mut raw = sig.r().to_vec_padded(32)?;
-    raw.extend(sig.s().to_vec_padded(32)?);
-    Ok(format!("{input}.{}", URL_SAFE_NO_PAD.encode(raw)))
+) -> Result<String, jsonwebtoken::errors::Error> {
+    #[derive(serde::Serialize)]
+    struct Claims<'a> {
+        iss: &'a str,
+        iat: i64,
+    }
+    let mut header = Header::new(Algorithm::ES256);
+    header.kid = Some(key_id.to_string());
+    // Apple's documented header carries only alg and kid.
+    header.typ = None;
+    jsonwebtoken::encode(&header, &Claims { iss: team_id, iat }, key)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use openssl::ec::{EcGroup, EcKey};
+    use openssl::ecdsa::EcdsaSig;
     use openssl::nid::Nid;
 
     #[test]
-    fn provider_tokens_are_es256_jwts_that_verify() {
+    fn provider_tokens_are_es256_jwts_that_openssl_verifies() {
         let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
         let ec = EcKey::generate(&group).unwrap();
-        let key = PKey::from_ec_key(ec.clone()).unwrap();
-        let jwt = es256_jwt(&key, "KEY1234567", "TEAM123456", 1_795_334_400).unwrap();
+        let p8 = openssl::pkey::PKey::from_ec_key(ec.clone()).unwrap().private_key_to_pem_pkcs8().unwrap();
+        let key = EncodingKey::from_ec_pem(&p8).unwrap();
+        let jwt = provider_jwt(&key, "KEY1234567", "TEAM123456", 1_795_334_400).unwrap();
         let parts: Vec<&str> = jwt.split('.').collect();
         assert_eq!(parts.len(), 3);
         let header: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
@@ -259,7 +277,7 @@ mod tests {
         let claims: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
         assert_eq!(claims, serde_json::json!({"iss": "TEAM123456", "iat": 1_795_334_400}));
         let raw = URL_SAFE_NO_PAD.decode(parts[2]).unwrap();
-        assert_eq!(raw.len(), 64);
+        assert_eq!(raw.len(), 64, "JWS wants raw r and s, not DER");
         let sig = EcdsaSig::from_private_components(
             openssl::bn::BigNum::from_slice(&raw[..32]).unwrap(),
             openssl::bn::BigNum::from_slice(&raw[32..]).unwrap(),
@@ -267,5 +285,15 @@ mod tests {
         .unwrap();
         let digest = openssl::sha::sha256(format!("{}.{}", parts[0], parts[1]).as_bytes());
         assert!(sig.verify(&digest, &ec).unwrap());
+    }
+
+    #[test]
+    fn errors_keep_their_causes() {
+        let dir = std::env::temp_dir().join("tessera-no-such-dir");
+        let Err(e) = ApnsClient::token_credentials(&dir.join("key.p8"), "K", "T") else { panic!("a missing key") };
+        assert!(matches!(e, ApnsError::ReadKey { .. }));
+        assert!(std::error::Error::source(&e).is_some());
+        let chain = e.chain();
+        assert!(chain.starts_with("TESSERA_APNS_KEY") && chain.contains("No such file"), "{chain}");
     }
 }

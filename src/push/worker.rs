@@ -75,7 +75,7 @@ impl PushWorker {
             Err(e) => {
                 return PushOutcome::Retry {
                     status: None,
-                    reason: e.to_string(),
+                    reason: e.chain(),
                     retry_at: self.retry_at(job.attempts, now),
                 };
             }
