@@ -14,7 +14,6 @@ pub use members::{MemberChange, MemberRecord, UpsertOutcome};
 pub use outbox::{PushJob, PushOutcome, PushResult};
 pub use registrations::{DeviceRecord, Registered};
 
-use std::borrow::Cow;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,7 +22,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Executor, Row};
 
 #[derive(Debug, thiserror::Error)]
@@ -135,28 +134,9 @@ pub struct Store {
     outbox_signal: Arc<Notify>,
 }
 
-const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
-    (1, "init", include_str!("../../migrations/sqlite/0001_init.sql")),
-    (2, "live updates", include_str!("../../migrations/sqlite/0002_live_updates.sql")),
-];
-
-/// The embedded migrations. Only SQLite's exist so far: settings refuse a PostgreSQL URL until its
-/// folder (the same schema, PostgreSQL types) lands.
-fn migrator() -> Migrator {
-    let migrations = SQLITE_MIGRATIONS
-        .iter()
-        .map(|(version, description, sql)| {
-            Migration::new(
-                *version,
-                Cow::Borrowed(*description),
-                MigrationType::Simple,
-                sqlx::SqlSafeStr::into_sql_str(*sql),
-                false,
-            )
-        })
-        .collect();
-    Migrator::with_migrations(migrations)
-}
+/// The embedded migrations (`migrations/sqlite/NNNN_name.sql`, checked in at compile time). Only
+/// SQLite's exist so far: settings refuse a PostgreSQL URL until its folder lands.
+static SQLITE_MIGRATOR: Migrator = sqlx_macros::migrate!("migrations/sqlite");
 
 impl Store {
     fn new(writer: AnyPool, reader: AnyPool, sqlite: bool) -> Store {
@@ -229,7 +209,7 @@ impl Store {
     }
 
     pub async fn migrate(&self) -> StoreResult<()> {
-        migrator().run(&self.writer).await?;
+        SQLITE_MIGRATOR.run(&self.writer).await?;
         Ok(())
     }
 
