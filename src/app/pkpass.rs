@@ -20,6 +20,9 @@ use crate::store::MemberRecord;
 /// the first build instead of signing again.
 pub struct SignedPassCache {
     cache: Option<quick_cache::sync::Cache<(String, i64), Bytes, PassWeight>>,
+    /// Signatures in progress at once: one per core. Signing is pure CPU, so more at a time only adds
+    /// blocking threads (and their allocator arenas), not throughput.
+    signing: tokio::sync::Semaphore,
 }
 
 #[derive(Clone)]
@@ -43,7 +46,8 @@ impl SignedPassCache {
             let items = (budget / TYPICAL_PASS_BYTES).max(16) as usize;
             quick_cache::sync::Cache::with_weighter(items, budget, PassWeight)
         });
-        SignedPassCache { cache }
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        SignedPassCache { cache, signing: tokio::sync::Semaphore::new(cores) }
     }
 
     /// Bytes held now (for tests and /metrics).
@@ -85,6 +89,12 @@ pub fn build_pass(state: &AppState, record: &MemberRecord) -> Result<Vec<u8>, Ap
 /// Builds on the blocking pool: the signature is a fraction of a millisecond of CPU, which must not hold
 /// up the async workers (they also answer the cheap 304s).
 async fn build_off_thread(state: &AppState, record: &MemberRecord) -> Result<Bytes, ApiError> {
+    let _permit = state
+        .signed
+        .signing
+        .acquire()
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("the signing queue is closed")))?;
     let (task_state, task_record) = (state.clone(), record.clone());
     let bytes = web::block(move || build_pass(&task_state, &task_record))
         .await

@@ -11,9 +11,9 @@ use serde_json::{Value, json};
 use crate::apns_standin::StandIn;
 use crate::helpers::{ADMIN_TOKEN, DevicePass, WEBHOOK_SECRET, pass_json, push_token, repo, unzip};
 
-struct Server {
-    child: Child,
-    base: String,
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) base: String,
 }
 
 impl Drop for Server {
@@ -24,7 +24,7 @@ impl Drop for Server {
 }
 
 /// Starts `tessera serve` on a free port with the given environment; answers once it listens.
-fn start(env: &[(&str, String)]) -> Server {
+pub(crate) fn start(env: &[(&str, String)]) -> Server {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
     cmd.arg("serve").current_dir(repo()).env("NO_COLOR", "1").stderr(Stdio::piped());
     for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("TESSERA_")) {
@@ -50,7 +50,7 @@ fn start(env: &[(&str, String)]) -> Server {
 }
 
 /// A loopback address nothing listens on yet (another program could take it first; unlikely here).
-fn free_addr() -> SocketAddr {
+pub(crate) fn free_addr() -> SocketAddr {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
 }
 

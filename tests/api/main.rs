@@ -9,5 +9,6 @@ mod helpers;
 mod ledger;
 mod members;
 mod openapi;
+mod pass_cache;
 mod passes;
 mod web_service;
