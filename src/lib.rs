@@ -1,7 +1,7 @@
 //! tessera: loyalty cards in Apple Wallet and Google Wallet, kept live.
 //!
 //! Data flows one way, from the edges down to storage: `cli` and `http` at the top, request handlers by
-//! domain (`members`, `pages`), pure builders (`apple::pass`, `templates`) that know no database, and
+//! domain (`members`, `pages`), plain data (`model`), pure builders (`apple::pass`, `templates`) that know no database, and
 //! `store` at the bottom, which knows no HTTP. See ARCHITECTURE.md.
 
 pub mod apple;
@@ -13,6 +13,7 @@ pub mod ids;
 pub mod ledger;
 pub mod members;
 pub mod metrics;
+pub mod model;
 pub mod pages;
 pub mod push;
 pub mod settings;

@@ -7,38 +7,8 @@ use sqlx::Row;
 
 use super::members::{MEMBER_COLUMNS, member_from_row};
 use super::outbox::enqueue_pushes;
-use super::{MemberRecord, Params, Store, StoreResult};
+use super::{EventStatus, LedgerEvent, MemberRecord, Params, Store, StoreResult};
 use crate::ids;
-
-/// A validated ledger event.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LedgerEvent {
-    pub id: String,
-    pub member_id: String,
-    pub sequence: i64,
-    pub points: i64,
-    pub tier: String,
-    pub name: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventStatus {
-    Applied,
-    Duplicate,
-    Stale,
-    Retired,
-}
-
-impl EventStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventStatus::Applied => "applied",
-            EventStatus::Duplicate => "duplicate",
-            EventStatus::Stale => "stale",
-            EventStatus::Retired => "retired",
-        }
-    }
-}
 
 /// How long event ids are remembered (the contract says at least 30 days).
 pub const EVENT_MEMORY_SECS: i64 = 35 * 24 * 3600;

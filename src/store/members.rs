@@ -3,52 +3,8 @@
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
-use super::{Store, StoreError, StoreResult};
+use super::{MemberChange, MemberRecord, Store, StoreError, StoreResult, UpsertOutcome};
 use crate::ids;
-
-/// A member joined with its Apple pass, as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MemberRecord {
-    pub program: String,
-    pub member_id: String,
-    pub public_id: String,
-    pub name: Option<String>,
-    pub tier: String,
-    pub points: i64,
-    pub locale: Option<String>,
-    /// A JSON object, as text.
-    pub attributes: String,
-    pub retired: bool,
-    pub ledger_sequence: Option<i64>,
-    pub created_at: i64,
-    pub updated_at: i64,
-    pub serial_number: String,
-    pub authentication_token: String,
-    pub pass_type_id: String,
-    pub team_id: String,
-    pub voided: bool,
-    pub update_tag: i64,
-    /// Unix seconds; the pass's Last-Modified.
-    pub modified_at: i64,
-}
-
-/// What the admin API (or a ledger event) sets on a member.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MemberChange {
-    pub name: Option<String>,
-    pub tier: String,
-    pub points: i64,
-    pub locale: Option<String>,
-    /// A JSON object, as text.
-    pub attributes: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UpsertOutcome {
-    Created,
-    Updated,
-    Unchanged,
-}
 
 pub(crate) const MEMBER_COLUMNS: &str = "m.program, m.member_id, m.public_id, m.name, m.tier, m.points, m.locale, m.attributes, \
      m.retired, m.ledger_sequence, m.created_at, m.updated_at, p.serial_number, p.authentication_token, \

@@ -9,8 +9,7 @@ mod members;
 mod outbox;
 mod registrations;
 
-pub use ledger::{EventStatus, LedgerEvent};
-pub use members::{MemberChange, MemberRecord, UpsertOutcome};
+pub use crate::model::{EventStatus, LedgerEvent, MemberChange, MemberRecord, UpsertOutcome};
 pub use outbox::{PushJob, PushOutcome, PushResult};
 pub use registrations::{DeviceRecord, Registered};
 
