@@ -13,8 +13,9 @@ use serde_json::{Value, json};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::http::AppState;
 use crate::http::extract::{parse_json, read_json_body};
-use crate::ids::constant_time_eq;
+use crate::ids::{RandomIds, constant_time_eq};
 use crate::members::{validate_member_id, validate_name, validate_points, validate_tier};
+use crate::plan;
 use crate::settings::Secret;
 use crate::store::LedgerEvent;
 use crate::templates::Program;
@@ -178,8 +179,12 @@ pub async fn webhook(State(state): State<AppState>, request: Request) -> ApiResu
     let identity = state.passes.identity();
     let statuses = state
         .store
-        .apply_ledger_events(&state.settings.program, &events, (&identity.pass_type_id, &identity.team_id))
-        .await?;
+        .apply_ledger_batch(&state.settings.program, &events, |snapshot| {
+            let identity = (identity.pass_type_id.as_str(), identity.team_id.as_str());
+            plan::decide_ledger_batch(&state.settings.program, &events, snapshot, identity, &mut RandomIds)
+        })
+        .await?
+        .statuses;
     let results: Vec<Value> = events
         .iter()
         .zip(&statuses)

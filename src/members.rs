@@ -9,7 +9,9 @@ use unicode_normalization::UnicodeNormalization;
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::http::AppState;
 use crate::http::extract::{AdminAuth, JsonObject};
-use crate::store::{DeviceRecord, MemberChange, MemberRecord, UpsertOutcome};
+use crate::ids::RandomIds;
+use crate::plan;
+use crate::store::{DeviceRecord, MemberChange, MemberRecord, StoreError, UpsertOutcome};
 use crate::templates::Program;
 
 pub const MAX_POINTS: i64 = 1_000_000_000_000;
@@ -238,8 +240,12 @@ pub async fn put_member(
     let identity = state.passes.identity();
     let (record, outcome) = state
         .store
-        .upsert_member(&state.settings.program, &member_id, &change, (&identity.pass_type_id, &identity.team_id))
+        .apply_member_change(&state.settings.program, &member_id, |existing, now| {
+            let identity = (identity.pass_type_id.as_str(), identity.team_id.as_str());
+            plan::decide_upsert(&state.settings.program, &member_id, &change, existing, identity, now, &mut RandomIds)
+        })
         .await?;
+    let record = record.ok_or_else(|| StoreError::Corrupt(format!("member {member_id} missing after upsert")))?;
     let status = if outcome == UpsertOutcome::Created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(member_json_with_devices(&state, &record).await?)))
 }
@@ -268,8 +274,11 @@ pub async fn delete_member(
     tracing::Span::current().record("member_id", member_id.as_str());
     let record = state
         .store
-        .retire_member(&state.settings.program, &member_id)
+        .apply_member_change(&state.settings.program, &member_id, |existing, now| {
+            (existing.map(|m| plan::decide_retire(m, now)).unwrap_or_default(), ())
+        })
         .await?
+        .0
         .ok_or_else(|| ApiError::not_found(format!("no member {member_id}")))?;
     Ok(Json(member_json_with_devices(&state, &record).await?))
 }

@@ -179,6 +179,14 @@ struct LedgerCase {
 }
 
 fn ledger_cases() -> Vec<LedgerCase> {
+    [ordering_and_duplicate_cases(), new_and_retired_member_cases(), pass_change_cases()]
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// Which events apply: by id, then by sequence.
+fn ordering_and_duplicate_cases() -> Vec<LedgerCase> {
     let none: &[&str] = &[];
     vec![
         LedgerCase {
@@ -255,6 +263,13 @@ fn ledger_cases() -> Vec<LedgerCase> {
             changed: none,
             recorded: none,
         },
+    ]
+}
+
+/// Members the batch creates, and members it must leave alone.
+fn new_and_retired_member_cases() -> Vec<LedgerCase> {
+    let none: &[&str] = &[];
+    vec![
         LedgerCase {
             name: "an unknown member is created by its event, without a name, and its new pass is not pushed",
             members: vec![],
@@ -303,6 +318,13 @@ fn ledger_cases() -> Vec<LedgerCase> {
             changed: none,
             recorded: &["r1 retired"],
         },
+    ]
+}
+
+/// When a pass changes, and its Last-Modified; several members at once.
+fn pass_change_cases() -> Vec<LedgerCase> {
+    let none: &[&str] = &[];
+    vec![
         LedgerCase {
             name: "same points and tier: applied, the sequence moves, the pass does not change",
             members: vec![ann()],
@@ -410,6 +432,10 @@ struct AdminCase {
 }
 
 fn admin_cases() -> Vec<AdminCase> {
+    [upsert_cases(), retire_cases()].into_iter().flatten().collect()
+}
+
+fn upsert_cases() -> Vec<AdminCase> {
     let none: &[&str] = &[];
     let updated = Some(UpsertOutcome::Updated);
     let thai =
@@ -469,6 +495,12 @@ fn admin_cases() -> Vec<AdminCase> {
             updated: &["A platinum 100 name=Ann seq=2 modified=now+1"],
             changed: &["S-A modified=now+1"],
         },
+    ]
+}
+
+fn retire_cases() -> Vec<AdminCase> {
+    let none: &[&str] = &[];
+    vec![
         AdminCase {
             name: "DELETE retires the member and voids the pass",
             existing: Some(ann()),

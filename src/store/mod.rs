@@ -8,6 +8,7 @@ mod ledger;
 mod members;
 mod outbox;
 mod registrations;
+mod write;
 
 pub use crate::model::{EventStatus, LedgerEvent, MemberChange, MemberRecord, UpsertOutcome};
 pub use outbox::{PushJob, PushOutcome, PushResult};
