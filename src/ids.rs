@@ -17,6 +17,31 @@ pub fn random_hex128() -> String {
     hex::encode(buf)
 }
 
+/// Where decisions get the identifiers of a new member and its pass, so tests can pass predictable ones.
+pub trait IdSource {
+    /// The unguessable id in the member's links.
+    fn public_id(&mut self) -> String;
+    /// The pass's serial number.
+    fn serial(&mut self) -> String;
+    /// The pass's authenticationToken.
+    fn auth_token(&mut self) -> String;
+}
+
+/// Fresh random identifiers from OpenSSL's CSPRNG.
+pub struct RandomIds;
+
+impl IdSource for RandomIds {
+    fn public_id(&mut self) -> String {
+        random_token(16)
+    }
+    fn serial(&mut self) -> String {
+        random_hex128()
+    }
+    fn auth_token(&mut self) -> String {
+        random_token(32)
+    }
+}
+
 /// Compares two secrets without leaking where they differ.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && openssl::memcmp::eq(a, b)

@@ -13,7 +13,8 @@ use utoipa::ToSchema;
 use crate::app::AppState;
 use crate::app::extract::{parse_json, read_json_body};
 use crate::error::{ApiError, ApiResult, FieldError};
-use crate::ids::constant_time_eq;
+use crate::ids::{RandomIds, constant_time_eq};
+use crate::plan;
 use crate::settings::Secret;
 use crate::store::LedgerEvent;
 use crate::templates::Program;
@@ -235,10 +236,15 @@ pub async fn webhook(state: web::Data<AppState>, req: HttpRequest, mut payload: 
     let events = parse_events(state.passes.program(), &parse_json(&body)?)?;
     tracing::Span::current().record("events", events.len());
     let identity = state.passes.identity();
+    let identity = (identity.pass_type_id.as_str(), identity.team_id.as_str());
+    let program = &state.settings.program;
     let statuses = state
         .store
-        .apply_ledger_events(&state.settings.program, &events, (&identity.pass_type_id, &identity.team_id))
-        .await?;
+        .apply_ledger_batch(program, &events, |snapshot| {
+            plan::decide_ledger_batch(program, &events, snapshot, identity, &mut RandomIds)
+        })
+        .await?
+        .statuses;
     let results = events
         .iter()
         .zip(&statuses)

@@ -2,8 +2,8 @@
 //!
 //! Data flows one way, from the edges down to storage: `cli` and `http` (the router) at the top; request
 //! handlers by domain (`members`, `ledger`, `pages`, `apple::web_service`, `ops`); `app`, the state and
-//! extractors they share; pure builders (`apple::pass`, `templates`) that know no database; the push
-//! worker and its APNs client; and `store` at the bottom, which knows no HTTP. See ARCHITECTURE.md.
+//! extractors they share; plain data (`model`), pure decisions (`plan`) and builders (`apple::pass`, `templates`) that know no database; the push
+//! worker and its APNs client; and `store` at the bottom, which knows no HTTP and writes the plans it is handed. See ARCHITECTURE.md.
 
 pub mod app;
 pub mod apple;
@@ -15,9 +15,11 @@ pub mod ids;
 pub mod ledger;
 pub mod members;
 pub mod metrics;
+pub mod model;
 pub mod openapi;
 pub mod ops;
 pub mod pages;
+pub mod plan;
 pub mod push;
 pub mod settings;
 pub mod store;

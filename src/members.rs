@@ -10,7 +10,9 @@ use utoipa::ToSchema;
 use crate::app::AppState;
 use crate::app::extract::{AdminAuth, JsonObject, segment};
 use crate::error::{ApiError, ApiResult, FieldError};
-use crate::store::{DeviceRecord, MemberChange, MemberRecord, UpsertOutcome};
+use crate::ids::RandomIds;
+use crate::plan;
+use crate::store::{DeviceRecord, MemberChange, MemberRecord, StoreError, UpsertOutcome};
 use crate::templates::Program;
 use crate::validate::{
     MAX_ATTRIBUTES_BYTES, validate_locale, validate_member_id, validate_name, validate_points, validate_tier,
@@ -244,10 +246,15 @@ pub async fn put_member(
     tracing::Span::current().record("member_id", member_id.as_str());
     let change = parse_member_put(state.passes.program(), &member_id, &body)?;
     let identity = state.passes.identity();
+    let identity = (identity.pass_type_id.as_str(), identity.team_id.as_str());
+    let program = &state.settings.program;
     let (record, outcome) = state
         .store
-        .upsert_member(&state.settings.program, &member_id, &change, (&identity.pass_type_id, &identity.team_id))
+        .apply_member_change(program, &member_id, |existing, now| {
+            plan::decide_upsert(program, &member_id, &change, existing, identity, now, &mut RandomIds)
+        })
         .await?;
+    let record = record.ok_or_else(|| StoreError::Corrupt(format!("member {member_id} missing after upsert")))?;
     let status = if outcome == UpsertOutcome::Created { StatusCode::CREATED } else { StatusCode::OK };
     member_response(&state, status, &record).await
 }
@@ -281,10 +288,12 @@ pub async fn get_member(state: web::Data<AppState>, _auth: AdminAuth, req: HttpR
 pub async fn delete_member(state: web::Data<AppState>, _auth: AdminAuth, req: HttpRequest) -> ApiResult<HttpResponse> {
     let member_id = member_id_from_path(&req)?;
     tracing::Span::current().record("member_id", member_id.as_str());
-    let record = state
+    let (record, ()) = state
         .store
-        .retire_member(&state.settings.program, &member_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no member {member_id}")))?;
+        .apply_member_change(&state.settings.program, &member_id, |existing, now| {
+            (existing.map(|m| plan::decide_retire(m, now)).unwrap_or_default(), ())
+        })
+        .await?;
+    let record = record.ok_or_else(|| ApiError::not_found(format!("no member {member_id}")))?;
     member_response(&state, StatusCode::OK, &record).await
 }

@@ -1,54 +1,13 @@
 //! Members and their Apple passes.
 
+use std::collections::{BTreeSet, HashMap};
+
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
-use super::{Store, StoreError, StoreResult};
-use crate::ids;
-
-/// A member joined with its Apple pass, as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MemberRecord {
-    pub program: String,
-    pub member_id: String,
-    pub public_id: String,
-    pub name: Option<String>,
-    pub tier: String,
-    pub points: i64,
-    pub locale: Option<String>,
-    /// A JSON object, as text.
-    pub attributes: String,
-    pub retired: bool,
-    pub ledger_sequence: Option<i64>,
-    pub created_at: i64,
-    pub updated_at: i64,
-    pub serial_number: String,
-    pub authentication_token: String,
-    pub pass_type_id: String,
-    pub team_id: String,
-    pub voided: bool,
-    pub update_tag: i64,
-    /// Unix seconds; the pass's Last-Modified.
-    pub modified_at: i64,
-}
-
-/// What the admin API (or a ledger event) sets on a member.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MemberChange {
-    pub name: Option<String>,
-    pub tier: String,
-    pub points: i64,
-    pub locale: Option<String>,
-    /// A JSON object, as text.
-    pub attributes: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UpsertOutcome {
-    Created,
-    Updated,
-    Unchanged,
-}
+use super::write::write_plan;
+use super::{MemberRecord, Params, Store, StoreError, StoreResult};
+use crate::plan::Plan;
 
 pub(crate) const MEMBER_COLUMNS: &str = "m.program, m.member_id, m.public_id, m.name, m.tier, m.points, m.locale, m.attributes, \
      m.retired, m.ledger_sequence, m.created_at, m.updated_at, p.serial_number, p.authentication_token, \
@@ -78,32 +37,36 @@ pub(crate) fn member_from_row(row: &AnyRow) -> Result<MemberRecord, sqlx::Error>
     })
 }
 
-/// Moves the global pass update tag; the counter row stays locked until commit, so tags follow commit
-/// order on every back end.
-pub(crate) async fn next_update_tag(tx: &mut Transaction<'static, Any>) -> StoreResult<i64> {
-    let row = sqlx::query("UPDATE counters SET value = value + 1 WHERE name = 'pass_update_tag' RETURNING value")
-        .fetch_one(&mut **tx)
-        .await?;
-    Ok(row.try_get(0)?)
-}
-
-/// Marks a pass changed: a new update tag, a Last-Modified at least one second after the previous one
-/// (HTTP dates have one-second resolution, and a device must never miss a change), and a push job for
-/// every device registered for it, all in the caller's transaction.
-pub(crate) async fn touch_pass(
+/// Reads the members named (with their passes) inside a transaction, by member id: the state a decision
+/// starts from. One select whatever the count; on PostgreSQL the rows stay locked until commit, so no
+/// other writer changes them between the decision and the write.
+pub(crate) async fn read_members(
     tx: &mut Transaction<'static, Any>,
-    serial: &str,
-    previous_modified: i64,
-    now: i64,
-) -> StoreResult<()> {
-    let tag = next_update_tag(tx).await?;
-    sqlx::query("UPDATE apple_passes SET update_tag = $1, modified_at = $2 WHERE serial_number = $3")
-        .bind(tag)
-        .bind(now.max(previous_modified + 1))
-        .bind(serial)
-        .execute(&mut **tx)
-        .await?;
-    super::outbox::enqueue_pushes(tx, false, &[serial]).await
+    sqlite: bool,
+    program: &str,
+    member_ids: &BTreeSet<&str>,
+) -> StoreResult<HashMap<String, MemberRecord>> {
+    if member_ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let lock = if sqlite { "" } else { " FOR UPDATE" };
+    let mut p = Params::new(sqlite);
+    let program_param = p.next();
+    let sql = format!(
+        "SELECT {MEMBER_COLUMNS} FROM members m JOIN apple_passes p ON p.program = m.program AND p.member_id = m.member_id \
+         WHERE m.program = {program_param} AND m.member_id IN ({}){lock}",
+        p.list(member_ids.len())
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(program.to_string());
+    for id in member_ids {
+        query = query.bind(id.to_string());
+    }
+    let mut members = HashMap::with_capacity(member_ids.len());
+    for row in query.fetch_all(&mut **tx).await? {
+        let record = member_from_row(&row)?;
+        members.insert(record.member_id.clone(), record);
+    }
+    Ok(members)
 }
 
 /// Which member a lookup wants; each is one indexed equality.
@@ -157,135 +120,25 @@ impl Store {
         fetch_member(&mut **tx, MemberKey::Id(program, member_id)).await
     }
 
-    /// Creates or replaces a member (reinstating a retired one). A visible change moves the pass's update
-    /// tag in the same transaction; a PUT that changes nothing leaves the pass alone.
-    pub async fn upsert_member(
+    /// Changes one member through the admin API in one transaction: reads it (locked on PostgreSQL),
+    /// lets `decide` plan the change from it and the time, writes the plan with the same writer as the
+    /// ledger, and answers the member as it now stands (None if it does not exist) with what `decide` said.
+    pub async fn apply_member_change<T>(
         &self,
         program: &str,
         member_id: &str,
-        change: &MemberChange,
-        identity: (&str, &str),
-    ) -> StoreResult<(MemberRecord, UpsertOutcome)> {
+        decide: impl FnOnce(Option<&MemberRecord>, i64) -> (Plan, T),
+    ) -> StoreResult<(Option<MemberRecord>, T)> {
         let now = crate::time_fmt::now_unix();
         let mut tx = self.writer.begin().await?;
-        let outcome = match Self::member_in(&mut tx, program, member_id).await? {
-            None => {
-                insert_member(&mut tx, program, member_id, change, identity, now, None).await?;
-                UpsertOutcome::Created
-            }
-            Some(existing) => {
-                let same = existing.name == change.name
-                    && existing.tier == change.tier
-                    && existing.points == change.points
-                    && existing.locale == change.locale
-                    && existing.attributes == change.attributes
-                    && !existing.retired;
-                if same {
-                    UpsertOutcome::Unchanged
-                } else {
-                    sqlx::query(
-                        "UPDATE members SET name = $1, tier = $2, points = $3, locale = $4, attributes = $5, retired = 0, \
-                         updated_at = $6 WHERE program = $7 AND member_id = $8",
-                    )
-                    .bind(change.name.clone())
-                    .bind(&change.tier)
-                    .bind(change.points)
-                    .bind(change.locale.clone())
-                    .bind(&change.attributes)
-                    .bind(now)
-                    .bind(program)
-                    .bind(member_id)
-                    .execute(&mut *tx)
-                    .await?;
-                    if existing.voided {
-                        sqlx::query("UPDATE apple_passes SET voided = 0 WHERE serial_number = $1")
-                            .bind(&existing.serial_number)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                    touch_pass(&mut tx, &existing.serial_number, existing.modified_at, now).await?;
-                    UpsertOutcome::Updated
-                }
-            }
-        };
-        let record = Self::member_in(&mut tx, program, member_id)
-            .await?
-            .ok_or_else(|| StoreError::Corrupt(format!("member {member_id} missing after upsert")))?;
-        tx.commit().await?;
-        if outcome != UpsertOutcome::Unchanged {
-            self.changed();
-        }
-        Ok((record, outcome))
-    }
-
-    /// Retires a member and voids its pass. Idempotent: retiring a retired member changes nothing.
-    pub async fn retire_member(&self, program: &str, member_id: &str) -> StoreResult<Option<MemberRecord>> {
-        let now = crate::time_fmt::now_unix();
-        let mut tx = self.writer.begin().await?;
-        let Some(existing) = Self::member_in(&mut tx, program, member_id).await? else {
-            return Ok(None);
-        };
-        if !existing.retired {
-            sqlx::query("UPDATE members SET retired = 1, updated_at = $1 WHERE program = $2 AND member_id = $3")
-                .bind(now)
-                .bind(program)
-                .bind(member_id)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("UPDATE apple_passes SET voided = 1 WHERE serial_number = $1")
-                .bind(&existing.serial_number)
-                .execute(&mut *tx)
-                .await?;
-            touch_pass(&mut tx, &existing.serial_number, existing.modified_at, now).await?;
-        }
+        let mut existing = read_members(&mut tx, self.sqlite, program, &BTreeSet::from([member_id])).await?;
+        let (plan, decision) = decide(existing.remove(member_id).as_ref(), now);
+        write_plan(&mut tx, self.sqlite, &plan).await?;
         let record = Self::member_in(&mut tx, program, member_id).await?;
         tx.commit().await?;
-        if !existing.retired {
+        if plan.touches_passes() {
             self.changed();
         }
-        Ok(record)
+        Ok((record, decision))
     }
-}
-
-pub(crate) async fn insert_member(
-    tx: &mut Transaction<'static, Any>,
-    program: &str,
-    member_id: &str,
-    change: &MemberChange,
-    (pass_type_id, team_id): (&str, &str),
-    now: i64,
-    ledger_sequence: Option<i64>,
-) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO members (program, member_id, public_id, name, tier, points, locale, attributes, retired, created_at, updated_at, ledger_sequence) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $9, $10)",
-    )
-    .bind(program)
-    .bind(member_id)
-    .bind(ids::random_token(16))
-    .bind(change.name.clone())
-    .bind(&change.tier)
-    .bind(change.points)
-    .bind(change.locale.clone())
-    .bind(&change.attributes)
-    .bind(now)
-    .bind(ledger_sequence)
-    .execute(&mut **tx)
-    .await?;
-    let tag = next_update_tag(tx).await?;
-    sqlx::query(
-        "INSERT INTO apple_passes (serial_number, program, member_id, pass_type_id, team_id, authentication_token, voided, \
-         update_tag, modified_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8, $8)",
-    )
-    .bind(ids::random_hex128())
-    .bind(program)
-    .bind(member_id)
-    .bind(pass_type_id)
-    .bind(team_id)
-    .bind(ids::random_token(32))
-    .bind(tag)
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
 }

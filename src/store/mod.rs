@@ -8,9 +8,9 @@ mod ledger;
 mod members;
 mod outbox;
 mod registrations;
+mod write;
 
-pub use ledger::{EventStatus, LedgerEvent};
-pub use members::{MemberChange, MemberRecord, UpsertOutcome};
+pub use crate::model::{EventStatus, LedgerEvent, MemberChange, MemberRecord, UpsertOutcome};
 pub use outbox::{PushJob, PushOutcome, PushResult};
 pub use registrations::{DeviceRecord, Registered};
 

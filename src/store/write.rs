@@ -1,0 +1,219 @@
+//! The one writer of plans, for the ledger and the admin API alike. It decides nothing: it writes the
+//! records, tags and statuses a plan holds. Set-based, so a plan costs a few statements whatever its size
+//! (through sqlx's SQLite driver each statement is a round trip; see BENCHMARKS.md).
+
+use std::collections::BTreeMap;
+
+use sqlx::{Any, Row, Transaction};
+
+use super::outbox::enqueue_pushes;
+use super::{EventStatus, MemberRecord, Params, StoreResult};
+use crate::plan::{PassChange, Plan};
+
+/// Writes `plan` in the caller's transaction: new members and passes, member updates, a new update tag
+/// for every new or changed pass, push jobs for the changed ones, and the ledger statuses to record.
+pub(crate) async fn write_plan(tx: &mut Transaction<'static, Any>, sqlite: bool, plan: &Plan) -> StoreResult<()> {
+    let mut next_tag = reserve_update_tags(tx, plan.created.len() + plan.changed_passes.len()).await?;
+    if !plan.created.is_empty() {
+        insert_members(tx, sqlite, &plan.created).await?;
+        insert_passes(tx, sqlite, &plan.created, &mut next_tag).await?;
+    }
+    if !plan.updated.is_empty() {
+        update_members(tx, sqlite, &plan.updated).await?;
+    }
+    if !plan.changed_passes.is_empty() {
+        update_passes(tx, sqlite, &plan.changed_passes, &mut next_tag).await?;
+        let serials: Vec<&str> = plan.changed_passes.iter().map(|p| p.serial_number.as_str()).collect();
+        enqueue_pushes(tx, sqlite, &serials).await?;
+    }
+    record_event_statuses(tx, sqlite, &plan.event_statuses_to_record).await
+}
+
+/// Reserves `count` consecutive tags from the global counter and answers the first. The counter row stays
+/// locked until commit, so tags follow commit order on every back end.
+async fn reserve_update_tags(tx: &mut Transaction<'static, Any>, count: usize) -> StoreResult<i64> {
+    if count == 0 {
+        return Ok(0);
+    }
+    let count = count as i64;
+    let row = sqlx::query("UPDATE counters SET value = value + $1 WHERE name = 'pass_update_tag' RETURNING value")
+        .bind(count)
+        .fetch_one(&mut **tx)
+        .await?;
+    Ok(row.try_get::<i64, _>(0)? - count + 1)
+}
+
+async fn insert_members(tx: &mut Transaction<'static, Any>, sqlite: bool, created: &[MemberRecord]) -> StoreResult<()> {
+    let sql = format!(
+        "INSERT INTO members (program, member_id, public_id, name, tier, points, locale, attributes, retired, \
+         ledger_sequence, created_at, updated_at) VALUES {}",
+        Params::new(sqlite).rows(
+            created.len(),
+            &[
+                "{}",
+                "{}",
+                "{}",
+                "CAST({} AS TEXT)",
+                "{}",
+                "CAST({} AS BIGINT)",
+                "CAST({} AS TEXT)",
+                "{}",
+                "CAST({} AS BIGINT)",
+                "CAST({} AS BIGINT)",
+                "CAST({} AS BIGINT)",
+                "CAST({} AS BIGINT)",
+            ]
+        )
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for r in created {
+        query = query
+            .bind(r.program.clone())
+            .bind(r.member_id.clone())
+            .bind(r.public_id.clone())
+            .bind(r.name.clone())
+            .bind(r.tier.clone())
+            .bind(r.points)
+            .bind(r.locale.clone())
+            .bind(r.attributes.clone())
+            .bind(i64::from(r.retired))
+            .bind(r.ledger_sequence)
+            .bind(r.created_at)
+            .bind(r.updated_at);
+    }
+    query.execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// The new members' passes, each with the next reserved tag.
+async fn insert_passes(
+    tx: &mut Transaction<'static, Any>,
+    sqlite: bool,
+    created: &[MemberRecord],
+    next_tag: &mut i64,
+) -> StoreResult<()> {
+    let sql = format!(
+        "INSERT INTO apple_passes (serial_number, program, member_id, pass_type_id, team_id, authentication_token, \
+         voided, update_tag, modified_at, created_at) VALUES {}",
+        Params::new(sqlite).rows(
+            created.len(),
+            &[
+                "{}",
+                "{}",
+                "{}",
+                "{}",
+                "{}",
+                "{}",
+                "CAST({} AS BIGINT)",
+                "CAST({} AS BIGINT)",
+                "CAST({} AS BIGINT)",
+                "CAST({} AS BIGINT)",
+            ]
+        )
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for r in created {
+        query = query
+            .bind(r.serial_number.clone())
+            .bind(r.program.clone())
+            .bind(r.member_id.clone())
+            .bind(r.pass_type_id.clone())
+            .bind(r.team_id.clone())
+            .bind(r.authentication_token.clone())
+            .bind(i64::from(r.voided))
+            .bind(*next_tag)
+            .bind(r.modified_at)
+            .bind(r.created_at);
+        *next_tag += 1;
+    }
+    query.execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// Writes every field a plan may change; serial number and authentication token live on the pass and
+/// never change.
+async fn update_members(tx: &mut Transaction<'static, Any>, sqlite: bool, updated: &[MemberRecord]) -> StoreResult<()> {
+    let rows = Params::new(sqlite).rows(
+        updated.len(),
+        &[
+            "{}",
+            "{}",
+            "CAST({} AS TEXT)",
+            "{}",
+            "CAST({} AS BIGINT)",
+            "CAST({} AS TEXT)",
+            "{}",
+            "CAST({} AS BIGINT)",
+            "CAST({} AS BIGINT)",
+            "CAST({} AS BIGINT)",
+        ],
+    );
+    let sql = format!(
+        "WITH v(program, member_id, name, tier, points, locale, attributes, retired, seq, updated_at) AS (VALUES {rows}) \
+         UPDATE members SET name = v.name, tier = v.tier, points = v.points, locale = v.locale, \
+         attributes = v.attributes, retired = v.retired, ledger_sequence = v.seq, updated_at = v.updated_at \
+         FROM v WHERE members.program = v.program AND members.member_id = v.member_id"
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for r in updated {
+        query = query
+            .bind(r.program.clone())
+            .bind(r.member_id.clone())
+            .bind(r.name.clone())
+            .bind(r.tier.clone())
+            .bind(r.points)
+            .bind(r.locale.clone())
+            .bind(r.attributes.clone())
+            .bind(i64::from(r.retired))
+            .bind(r.ledger_sequence)
+            .bind(r.updated_at);
+    }
+    query.execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// A new tag, Last-Modified and voided flag for every changed pass.
+async fn update_passes(
+    tx: &mut Transaction<'static, Any>,
+    sqlite: bool,
+    changed: &[PassChange],
+    next_tag: &mut i64,
+) -> StoreResult<()> {
+    let sql = format!(
+        "WITH v(serial, tag, modified, voided) AS (VALUES {}) \
+         UPDATE apple_passes SET update_tag = v.tag, modified_at = v.modified, voided = v.voided \
+         FROM v WHERE apple_passes.serial_number = v.serial",
+        Params::new(sqlite)
+            .rows(changed.len(), &["{}", "CAST({} AS BIGINT)", "CAST({} AS BIGINT)", "CAST({} AS BIGINT)"])
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for p in changed {
+        query = query.bind(p.serial_number.clone()).bind(*next_tag).bind(p.modified_at).bind(i64::from(p.voided));
+        *next_tag += 1;
+    }
+    query.execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// The claimed rows say `applied`; one statement per other status sets theirs.
+async fn record_event_statuses(
+    tx: &mut Transaction<'static, Any>,
+    sqlite: bool,
+    statuses: &[(String, EventStatus)],
+) -> StoreResult<()> {
+    let mut by_status: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (id, status) in statuses {
+        by_status.entry(status.as_str()).or_default().push(id.as_str());
+    }
+    for (status, ids) in by_status {
+        let mut p = Params::new(sqlite);
+        let status_param = p.next();
+        let sql = format!("UPDATE ledger_events SET status = {status_param} WHERE event_id IN ({})", p.list(ids.len()));
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(status.to_string());
+        for id in ids {
+            query = query.bind(id.to_string());
+        }
+        query.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
