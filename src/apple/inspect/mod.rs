@@ -2,9 +2,15 @@
 //!
 //! Errors are what makes an iPhone refuse the pass; warnings are what works but is wrong or risky
 //! (a development certificate chain, an image of the wrong size, an http webServiceURL).
+//!
+//! The archive is untrusted: it is read from its raw bytes through caps (see `zip_layout` and `archive`).
+
+mod archive;
+mod report;
+mod values;
+mod zip_layout;
 
 use std::collections::BTreeMap;
-use std::io::Read;
 
 use openssl::nid::Nid;
 use openssl::pkcs7::{Pkcs7, Pkcs7Flags};
@@ -15,144 +21,62 @@ use openssl::x509::store::X509StoreBuilder;
 use super::certs::name_entry;
 use super::{image_points, image_scale, png_size};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Severity {
-    Error,
-    Warning,
-}
+pub use report::{Finding, Report, Severity};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Finding {
-    pub severity: Severity,
-    /// The file in the bundle at fault, if one is.
-    pub file: Option<String>,
-    pub message: String,
-}
+use archive::Archive;
+use report::Collector;
 
-#[derive(Debug, Default)]
-pub struct Report {
-    pub findings: Vec<Finding>,
-    /// Facts worth showing (identifiers, signer), printed after the findings.
-    pub notes: Vec<String>,
-}
-
-impl Report {
-    fn error(&mut self, file: Option<&str>, message: impl Into<String>) {
-        self.findings.push(Finding {
-            severity: Severity::Error,
-            file: file.map(str::to_string),
-            message: message.into(),
-        });
-    }
-    fn warn(&mut self, file: Option<&str>, message: impl Into<String>) {
-        self.findings.push(Finding {
-            severity: Severity::Warning,
-            file: file.map(str::to_string),
-            message: message.into(),
-        });
-    }
-    pub fn errors(&self) -> impl Iterator<Item = &Finding> {
-        self.findings.iter().filter(|f| f.severity == Severity::Error)
-    }
-    pub fn has_errors(&self) -> bool {
-        self.errors().next().is_some()
-    }
-    /// One line per finding: `error: pass.json: …`.
-    pub fn lines(&self) -> Vec<String> {
-        let mut out: Vec<String> = self
-            .findings
-            .iter()
-            .map(|f| {
-                let level = if f.severity == Severity::Error { "error" } else { "warning" };
-                match &f.file {
-                    Some(file) => format!("{level}: {file}: {}", f.message),
-                    None => format!("{level}: {}", f.message),
-                }
-            })
-            .collect();
-        out.extend(self.notes.iter().map(|n| format!("note: {n}")));
-        out
-    }
-}
-
-const MAX_ENTRIES: usize = 1_000;
-const MAX_UNCOMPRESSED: u64 = 64 << 20;
 /// DER of the signingTime attribute's OID, 1.2.840.113549.1.9.5.
 const SIGNING_TIME_OID: &[u8] = &[0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x05];
 
 pub fn inspect(bytes: &[u8]) -> Report {
-    let mut report = Report::default();
-    let files = match read_entries(bytes) {
-        Ok(files) => files,
-        Err(message) => {
-            report.error(None, message);
-            return report;
-        }
-    };
+    let mut out = Collector::default();
+    if let Some(archive) = archive::read_archive(bytes, &mut out) {
+        check_contents(&archive, &mut out);
+    }
+    out.finish()
+}
+
+fn check_contents(archive: &Archive, out: &mut Collector) {
+    let files = &archive.files;
     for required in ["pass.json", "manifest.json", "signature", "icon.png"] {
-        if !files.contains_key(required) {
-            report.error(Some(required), "is missing; Wallet refuses a pass without it");
+        if !archive.has(required) {
+            out.error(Some(required), "is missing; Wallet refuses a pass without it");
         }
     }
-    if !files.contains_key("icon@2x.png") {
-        report.warn(Some("icon@2x.png"), "is missing; some iPhones refuse a pass without it");
+    if !archive.has("icon@2x.png") {
+        out.warn(Some("icon@2x.png"), "is missing; some iPhones refuse a pass without it");
     }
     let pass = files.get("pass.json").and_then(|b| match serde_json::from_slice::<serde_json::Value>(b) {
         Ok(v) if v.is_object() => Some(v),
         Ok(_) => {
-            report.error(Some("pass.json"), "is not a JSON object");
+            out.error(Some("pass.json"), "is not a JSON object");
             None
         }
         Err(e) => {
-            report.error(Some("pass.json"), format!("is not valid JSON: {e}"));
+            out.error(Some("pass.json"), format!("is not valid JSON: {e}"));
             None
         }
     });
-    let strings = check_strings(&files, &mut report);
-    check_manifest(&files, &mut report);
+    let strings = check_strings(files, out);
+    check_manifest(files, out);
     if let Some(pass) = &pass {
-        check_pass_json(pass, &strings, &mut report);
+        check_pass_json(pass, &strings, out);
     }
-    check_images(&files, &mut report);
+    check_images(files, out);
     if let (Some(signature), Some(manifest)) = (files.get("signature"), files.get("manifest.json")) {
-        check_signature(signature, manifest, pass.as_ref(), &mut report);
+        check_signature(signature, manifest, pass.as_ref(), out);
     }
-    report
 }
 
-fn read_entries(bytes: &[u8]) -> Result<BTreeMap<String, Vec<u8>>, String> {
-    let mut archive = ::zip::ZipArchive::new(std::io::Cursor::new(bytes))
-        .map_err(|e| format!("the file is not a ZIP archive ({e}); a .pkpass is a ZIP of the pass files"))?;
-    if archive.len() > MAX_ENTRIES {
-        return Err(format!("the archive has {} entries; a pass has a few dozen", archive.len()));
-    }
-    let mut files = BTreeMap::new();
-    let mut total = 0u64;
-    for i in 0..archive.len() {
-        let mut entry = archive.by_index(i).map_err(|e| format!("entry {i} cannot be read: {e}"))?;
-        if entry.is_dir() {
-            continue;
-        }
-        let name = entry.name().map_err(|e| format!("entry {i} has an unreadable name: {e}"))?.to_string();
-        total += entry.size();
-        if total > MAX_UNCOMPRESSED {
-            return Err("the archive expands to more than 64 MiB; that is no pass".into());
-        }
-        let mut data = Vec::with_capacity(entry.size() as usize);
-        entry.read_to_end(&mut data).map_err(|e| format!("{name} cannot be decompressed: {e}"))?;
-        files.insert(name, data);
-    }
-    Ok(files)
-}
-
-fn check_manifest(files: &BTreeMap<String, Vec<u8>>, report: &mut Report) {
+fn check_manifest(files: &BTreeMap<String, Vec<u8>>, out: &mut Collector) {
     let Some(raw) = files.get("manifest.json") else {
         return;
     };
     let manifest: BTreeMap<String, String> = match serde_json::from_slice(raw) {
         Ok(m) => m,
         Err(e) => {
-            report.error(Some("manifest.json"), format!("is not a JSON object of file names to SHA-1 hashes: {e}"));
+            out.error(Some("manifest.json"), format!("is not a JSON object of file names to SHA-1 hashes: {e}"));
             return;
         }
     };
@@ -161,13 +85,11 @@ fn check_manifest(files: &BTreeMap<String, Vec<u8>>, report: &mut Report) {
             continue;
         }
         if name.starts_with("__MACOSX/") || name.ends_with(".DS_Store") {
-            report.error(Some(name), "is a macOS metadata file; zip the pass's files, not the folder");
+            out.error(Some(name), "is a macOS metadata file; zip the pass's files, not the folder");
             continue;
         }
         match manifest.get(name) {
-            None => {
-                report.error(Some(name), "is not listed in manifest.json; Wallet refuses a pass with unlisted files")
-            }
+            None => out.error(Some(name), "is not listed in manifest.json; Wallet refuses a pass with unlisted files"),
             Some(hash) => {
                 let actual = super::pass::sha1_hex(data);
                 if *hash != actual {
@@ -176,19 +98,19 @@ fn check_manifest(files: &BTreeMap<String, Vec<u8>>, report: &mut Report) {
                     } else {
                         "does not match its SHA-1 in manifest.json (the file was changed after signing)"
                     };
-                    report.error(Some(name), detail);
+                    out.error(Some(name), detail);
                 }
             }
         }
     }
     for name in manifest.keys() {
         if !files.contains_key(name) {
-            report.error(Some("manifest.json"), format!("lists {name}, which is not in the archive"));
+            out.error(Some("manifest.json"), format!("lists {name}, which is not in the archive"));
         }
     }
 }
 
-fn check_strings(files: &BTreeMap<String, Vec<u8>>, report: &mut Report) -> BTreeMap<String, BTreeMap<String, String>> {
+fn check_strings(files: &BTreeMap<String, Vec<u8>>, out: &mut Collector) -> BTreeMap<String, BTreeMap<String, String>> {
     let mut all = BTreeMap::new();
     for (name, data) in files {
         let Some(locale) = name.strip_suffix(".lproj/pass.strings") else {
@@ -205,14 +127,14 @@ fn check_strings(files: &BTreeMap<String, Vec<u8>>, report: &mut Report) -> BTre
             String::from_utf8(data.clone()).ok()
         };
         let Some(text) = text else {
-            report.error(Some(name), "is neither UTF-8 nor UTF-16");
+            out.error(Some(name), "is neither UTF-8 nor UTF-16");
             continue;
         };
         match crate::templates::parse_strings(&text) {
             Ok(entries) => {
                 all.insert(locale.to_string(), entries.into_iter().collect());
             }
-            Err((line, message)) => report.error(Some(name), format!("line {line}: {message}")),
+            Err((line, message)) => out.error(Some(name), format!("line {line}: {message}")),
         }
     }
     all
@@ -221,24 +143,24 @@ fn check_strings(files: &BTreeMap<String, Vec<u8>>, report: &mut Report) -> BTre
 fn check_pass_json(
     pass: &serde_json::Value,
     strings: &BTreeMap<String, BTreeMap<String, String>>,
-    report: &mut Report,
+    out: &mut Collector,
 ) {
     let f = Some("pass.json");
     let text = |k: &str| pass.get(k).and_then(|v| v.as_str());
     if pass.get("formatVersion").and_then(|v| v.as_i64()) != Some(1) {
-        report.error(f, "formatVersion must be the number 1");
+        out.error(f, "formatVersion must be the number 1");
     }
     for key in ["passTypeIdentifier", "serialNumber", "teamIdentifier", "organizationName", "description"] {
         match text(key) {
-            None => report.error(f, format!("{key} is missing or not a string")),
-            Some("") => report.error(f, format!("{key} is empty")),
+            None => out.error(f, format!("{key} is missing or not a string")),
+            Some("") => out.error(f, format!("{key} is empty")),
             Some(_) => {}
         }
     }
     if let Some(serial) = text("serialNumber")
         && serial.len() < 16
     {
-        report.warn(
+        out.warn(
             f,
             format!(
                 "serialNumber is {} characters; passes with serials under 16 characters have failed to download",
@@ -248,38 +170,38 @@ fn check_pass_json(
     }
     match (text("webServiceURL"), pass.get("authenticationToken")) {
         (None, None) => {}
-        (Some(_), None) => report.error(f, "webServiceURL is set without an authenticationToken"),
-        (None, Some(_)) => report.error(f, "authenticationToken is set without a webServiceURL"),
+        (Some(_), None) => out.error(f, "webServiceURL is set without an authenticationToken"),
+        (None, Some(_)) => out.error(f, "authenticationToken is set without a webServiceURL"),
         (Some(url), Some(token)) => {
             match token.as_str() {
                 Some(t) if t.len() >= 16 => {}
                 Some(t) => {
-                    report.error(f, format!("authenticationToken is {} characters; Wallet needs at least 16", t.len()))
+                    out.error(f, format!("authenticationToken is {} characters; Wallet needs at least 16", t.len()))
                 }
-                None => report.error(f, "authenticationToken is not a string"),
+                None => out.error(f, "authenticationToken is not a string"),
             }
             if url.starts_with("http://") {
-                report.warn(
+                out.warn(
                     f,
                     "webServiceURL is http; iPhones only call https unless Developer → Allow HTTP Services is on",
                 );
             } else if !url.starts_with("https://") {
-                report.error(f, "webServiceURL is not an https URL");
+                out.error(f, "webServiceURL is not an https URL");
             }
         }
     }
     let styles = ["boardingPass", "coupon", "eventTicket", "generic", "storeCard"];
     let present: Vec<&str> = styles.iter().copied().filter(|s| pass.get(*s).is_some()).collect();
     if present.len() != 1 {
-        report.error(f, format!("needs exactly one style key ({}); found {}", styles.join(", "), present.len()));
+        out.error(f, format!("needs exactly one style key ({}); found {}", styles.join(", "), present.len()));
     }
     if let Some(card) = pass.get("storeCard") {
         let count = |k: &str| card.get(k).and_then(|v| v.as_array()).map(Vec::len).unwrap_or(0);
         if count("primaryFields") > 1 {
-            report.error(f, "a storeCard has at most one primary field");
+            out.error(f, "a storeCard has at most one primary field");
         }
         if count("secondaryFields") + count("auxiliaryFields") > 4 {
-            report.error(f, "a storeCard shows at most four secondary and auxiliary fields together");
+            out.error(f, "a storeCard shows at most four secondary and auxiliary fields together");
         }
     }
     let mut keys = std::collections::HashSet::new();
@@ -287,20 +209,20 @@ fn check_pass_json(
         for group in ["headerFields", "primaryFields", "secondaryFields", "auxiliaryFields", "backFields"] {
             for field in pass[*style].get(group).and_then(|v| v.as_array()).into_iter().flatten() {
                 let Some(key) = field.get("key").and_then(|v| v.as_str()) else {
-                    report.error(f, format!("a field in {group} has no key"));
+                    out.error(f, format!("a field in {group} has no key"));
                     continue;
                 };
                 if !keys.insert(key.to_string()) {
-                    report.error(f, format!("field key `{key}` is used twice; keys must be unique"));
+                    out.error(f, format!("field key `{key}` is used twice; keys must be unique"));
                 }
                 if field.get("value").is_none() {
-                    report.error(f, format!("field `{key}` has no value"));
+                    out.error(f, format!("field `{key}` has no value"));
                 }
                 if let Some(message) = field.get("changeMessage").and_then(|v| v.as_str()) {
                     let mut texts = vec![message];
                     texts.extend(strings.values().filter_map(|s| s.get(message).map(String::as_str)));
                     if texts.iter().all(|t| !t.contains("%@")) {
-                        report.warn(
+                        out.warn(
                             f,
                             format!("changeMessage of `{key}` has no %@; the lock screen shows a generic message"),
                         );
@@ -311,25 +233,25 @@ fn check_pass_json(
     }
     for barcode in pass.get("barcodes").and_then(|v| v.as_array()).into_iter().flatten() {
         if barcode.get("message").and_then(|v| v.as_str()).is_none() {
-            report.error(f, "a barcode has no message");
+            out.error(f, "a barcode has no message");
         }
         if barcode.get("messageEncoding").and_then(|v| v.as_str()).is_none() {
-            report.error(f, "a barcode has no messageEncoding (iso-8859-1 is usual)");
+            out.error(f, "a barcode has no messageEncoding (iso-8859-1 is usual)");
         }
     }
 }
 
-fn check_images(files: &BTreeMap<String, Vec<u8>>, report: &mut Report) {
+fn check_images(files: &BTreeMap<String, Vec<u8>>, out: &mut Collector) {
     for (name, data) in files {
         let file_name = name.rsplit('/').next().unwrap_or(name);
         if !file_name.ends_with(".png") {
             if [".jpg", ".jpeg", ".gif"].iter().any(|x| file_name.to_ascii_lowercase().ends_with(x)) {
-                report.error(Some(name), "is not a PNG; Wallet ignores other image formats");
+                out.error(Some(name), "is not a PNG; Wallet ignores other image formats");
             }
             continue;
         }
         let Some((w, h)) = png_size(data) else {
-            report.error(Some(name), "is not a valid PNG");
+            out.error(Some(name), "is not a valid PNG");
             continue;
         };
         if let Some((base, scale)) = image_scale(file_name)
@@ -337,45 +259,42 @@ fn check_images(files: &BTreeMap<String, Vec<u8>>, report: &mut Report) {
         {
             let (ew, eh) = (pw * scale, ph * scale);
             if base == "icon" && (w, h) != (ew, eh) {
-                report.warn(Some(name), format!("is {w}x{h} px; Apple's size is {ew}x{eh}"));
+                out.warn(Some(name), format!("is {w}x{h} px; Apple's size is {ew}x{eh}"));
             } else if base != "icon" && (w > ew || h > eh) {
-                report.warn(Some(name), format!("is {w}x{h} px, larger than Apple's {ew}x{eh}; Wallet crops it"));
+                out.warn(Some(name), format!("is {w}x{h} px, larger than Apple's {ew}x{eh}; Wallet crops it"));
             }
         }
     }
 }
 
-fn check_signature(signature: &[u8], manifest: &[u8], pass: Option<&serde_json::Value>, report: &mut Report) {
+fn check_signature(signature: &[u8], manifest: &[u8], pass: Option<&serde_json::Value>, out: &mut Collector) {
     let f = Some("signature");
     let pkcs7 = match Pkcs7::from_der(signature) {
         Ok(p) => p,
         Err(_) => {
-            report.error(f, "is not a DER PKCS#7 signature");
+            out.error(f, "is not a DER PKCS#7 signature");
             return;
         }
     };
     let empty = Stack::<X509>::new().expect("allocating an empty stack");
     let store = X509StoreBuilder::new().expect("allocating a store").build();
     if pkcs7.verify(&empty, &store, Some(manifest), None, Pkcs7Flags::BINARY | Pkcs7Flags::NOVERIFY).is_err() {
-        report.error(
-            f,
-            "does not verify over manifest.json (the manifest was changed, or the signature is not detached)",
-        );
+        out.error(f, "does not verify over manifest.json (the manifest was changed, or the signature is not detached)");
     }
     if !signature.windows(SIGNING_TIME_OID.len()).any(|w| w == SIGNING_TIME_OID) {
-        report.error(f, "has no signingTime attribute, which Wallet requires");
+        out.error(f, "has no signingTime attribute, which Wallet requires");
     }
     let signer = match pkcs7.signers(&empty, Pkcs7Flags::empty()) {
         Ok(s) if s.len() == 1 => s.get(0).map(|c| c.to_owned()),
         _ => None,
     };
     let Some(signer) = signer else {
-        report.error(f, "does not carry exactly one signer certificate");
+        out.error(f, "does not carry exactly one signer certificate");
         return;
     };
     let uid = name_entry(signer.subject_name(), Nid::USERID);
     let ou = name_entry(signer.subject_name(), Nid::ORGANIZATIONALUNITNAME);
-    report.notes.push(format!(
+    out.note(format!(
         "signed by {} (pass type {}, team {})",
         subject_cn(&signer),
         uid.as_deref().unwrap_or("?"),
@@ -383,7 +302,7 @@ fn check_signature(signature: &[u8], manifest: &[u8], pass: Option<&serde_json::
     ));
     let now = openssl::asn1::Asn1Time::days_from_now(0).expect("current time");
     if signer.not_after() < now {
-        report.error(
+        out.error(
             f,
             format!("the pass certificate expired on {}; renew it in the Apple Developer portal", signer.not_after()),
         );
@@ -391,9 +310,9 @@ fn check_signature(signature: &[u8], manifest: &[u8], pass: Option<&serde_json::
     if let Some(pass) = pass {
         let field = |k: &str| pass.get(k).and_then(|v| v.as_str()).map(str::to_string);
         if uid.is_none() {
-            report.error(f, "the signer certificate has no UID, so it is not a Pass Type ID certificate");
+            out.error(f, "the signer certificate has no UID, so it is not a Pass Type ID certificate");
         } else if field("passTypeIdentifier") != uid {
-            report.error(
+            out.error(
                 Some("pass.json"),
                 format!(
                     "passTypeIdentifier {:?} does not match the signing certificate's {:?}",
@@ -403,7 +322,7 @@ fn check_signature(signature: &[u8], manifest: &[u8], pass: Option<&serde_json::
             );
         }
         if ou.is_some() && field("teamIdentifier") != ou {
-            report.error(
+            out.error(
                 Some("pass.json"),
                 format!(
                     "teamIdentifier {:?} does not match the signing certificate's {:?}",
@@ -424,22 +343,22 @@ fn check_signature(signature: &[u8], manifest: &[u8], pass: Option<&serde_json::
             && signer.verify(&c.public_key().expect("public key")).unwrap_or(false)
     });
     let Some(issuer) = issuer else {
-        report.error(
+        out.error(
             f,
             "does not carry the intermediate that issued the pass certificate (Apple WWDR G4); add it to the signature",
         );
         return;
     };
     if issuer.not_after() < now {
-        report.error(
+        out.error(
             f,
             format!("the intermediate {} expired on {}; use Apple WWDR G4", subject_cn(issuer), issuer.not_after()),
         );
     }
     match wwdr_generation(issuer) {
         Some("G4") => {}
-        Some(generation) => report.error(f, format!("the intermediate is Apple WWDR {generation}; passes need WWDR G4")),
-        None => report.warn(f, format!("the chain ends in a root other than Apple's (intermediate: {}); fine for development, an iPhone refuses it", subject_cn(issuer))),
+        Some(generation) => out.error(f, format!("the intermediate is Apple WWDR {generation}; passes need WWDR G4")),
+        None => out.warn(f, format!("the chain ends in a root other than Apple's (intermediate: {}); fine for development, an iPhone refuses it", subject_cn(issuer))),
     }
 }
 
