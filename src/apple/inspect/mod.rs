@@ -11,6 +11,8 @@ mod der;
 mod manifest;
 mod report;
 mod signature;
+mod strings;
+mod strings_syntax;
 mod values;
 mod zip_layout;
 
@@ -23,6 +25,7 @@ pub use signature::wwdr_generation;
 
 use archive::Archive;
 use report::Collector;
+use strings::{Localizable, Localizations};
 
 pub fn inspect(bytes: &[u8]) -> Report {
     inspect_at(bytes, crate::time_fmt::now_unix())
@@ -51,10 +54,10 @@ fn check_contents(archive: &Archive, now: i64, out: &mut Collector) {
             None
         }
     });
-    let strings = check_strings(files, out);
+    let localizations = Localizations::read(files, out);
     manifest::check_manifest(archive, out);
     if let Some(pass) = &pass {
-        check_pass_json(pass, &strings, out);
+        check_pass_json(pass, &localizations, out);
     }
     check_images(files, out);
     if let (Some(signature), Some(manifest)) = (files.get("signature"), files.get("manifest.json")) {
@@ -62,41 +65,7 @@ fn check_contents(archive: &Archive, now: i64, out: &mut Collector) {
     }
 }
 
-fn check_strings(files: &BTreeMap<String, Vec<u8>>, out: &mut Collector) -> BTreeMap<String, BTreeMap<String, String>> {
-    let mut all = BTreeMap::new();
-    for (name, data) in files {
-        let Some(locale) = name.strip_suffix(".lproj/pass.strings") else {
-            continue;
-        };
-        let text = if data.starts_with(&[0xff, 0xfe]) || data.starts_with(&[0xfe, 0xff]) {
-            let le = data[0] == 0xff;
-            let units: Vec<u16> = data[2..]
-                .chunks_exact(2)
-                .map(|c| if le { u16::from_le_bytes([c[0], c[1]]) } else { u16::from_be_bytes([c[0], c[1]]) })
-                .collect();
-            String::from_utf16(&units).ok()
-        } else {
-            String::from_utf8(data.clone()).ok()
-        };
-        let Some(text) = text else {
-            out.error(Some(name), "is neither UTF-8 nor UTF-16");
-            continue;
-        };
-        match crate::templates::parse_strings(&text) {
-            Ok(entries) => {
-                all.insert(locale.to_string(), entries.into_iter().collect());
-            }
-            Err((line, message)) => out.error(Some(name), format!("line {line}: {message}")),
-        }
-    }
-    all
-}
-
-fn check_pass_json(
-    pass: &serde_json::Value,
-    strings: &BTreeMap<String, BTreeMap<String, String>>,
-    out: &mut Collector,
-) {
+fn check_pass_json(pass: &serde_json::Value, localizations: &Localizations, out: &mut Collector) {
     let f = Some("pass.json");
     let text = |k: &str| pass.get(k).and_then(|v| v.as_str());
     if pass.get("formatVersion").and_then(|v| v.as_i64()) != Some(1) {
@@ -157,9 +126,11 @@ fn check_pass_json(
         }
     }
     let mut keys = std::collections::HashSet::new();
+    let mut uses = Vec::new();
     for style in &present {
         for group in ["headerFields", "primaryFields", "secondaryFields", "auxiliaryFields", "backFields"] {
-            for field in pass[*style].get(group).and_then(|v| v.as_array()).into_iter().flatten() {
+            let fields = pass[*style].get(group).and_then(|v| v.as_array()).into_iter().flatten();
+            for (i, field) in fields.enumerate() {
                 let Some(key) = field.get("key").and_then(|v| v.as_str()) else {
                     out.error(f, format!("a field in {group} has no key"));
                     continue;
@@ -170,19 +141,22 @@ fn check_pass_json(
                 if field.get("value").is_none() {
                     out.error(f, format!("field `{key}` has no value"));
                 }
-                if let Some(message) = field.get("changeMessage").and_then(|v| v.as_str()) {
-                    let mut texts = vec![message];
-                    texts.extend(strings.values().filter_map(|s| s.get(message).map(String::as_str)));
-                    if texts.iter().all(|t| !t.contains("%@")) {
-                        out.warn(
-                            f,
-                            format!("changeMessage of `{key}` has no %@; the lock screen shows a generic message"),
-                        );
+                for name in ["label", "value", "changeMessage"] {
+                    if let Some(text) = field.get(name).and_then(|v| v.as_str()) {
+                        let at = format!("{style}.{group}[{i}].{name}");
+                        uses.push(Localizable { text: text.into(), at, is_change_message: name == "changeMessage" });
                     }
+                }
+                if let Some(message) = field.get("changeMessage").and_then(|v| v.as_str())
+                    && !localizations.defines(message)
+                    && !message.contains("%@")
+                {
+                    out.warn(f, format!("changeMessage of `{key}` has no %@; the lock screen shows a generic message"));
                 }
             }
         }
     }
+    localizations.check_uses(&uses, out);
     for barcode in pass.get("barcodes").and_then(|v| v.as_array()).into_iter().flatten() {
         if barcode.get("message").and_then(|v| v.as_str()).is_none() {
             out.error(f, "a barcode has no message");

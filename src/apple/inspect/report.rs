@@ -114,6 +114,11 @@ impl Collector {
         }
         self.report
     }
+
+    #[cfg(test)]
+    pub fn findings(&self) -> &[Finding] {
+        &self.report.findings
+    }
 }
 
 #[cfg(test)]
