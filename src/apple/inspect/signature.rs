@@ -8,21 +8,20 @@ use openssl::pkey::Id;
 use openssl::stack::Stack;
 use openssl::x509::X509;
 use openssl::x509::store::X509StoreBuilder;
-use serde_json::Value;
 
 use super::der::{SigningTime, signer_facts};
 use super::report::Collector;
+use super::shape::{Object, PASS_JSON};
 use super::values::{escaped, quote};
 use crate::apple::certs::name_entry;
 
 const FILE: Option<&str> = Some("signature");
-const PASS_JSON: Option<&str> = Some("pass.json");
 /// A chain longer than this is no Apple chain (theirs is pass certificate → WWDR → root).
 const MAX_CHAIN: usize = 8;
 /// Certificates looked through for issuers; each candidate may cost a signature check.
 const MAX_CARRIED: usize = 16;
 
-pub fn check_signature(signature: &[u8], manifest: &[u8], pass: Option<&Value>, now: i64, out: &mut Collector) {
+pub fn check_signature(signature: &[u8], manifest: &[u8], pass: Option<&Object>, now: i64, out: &mut Collector) {
     let Some(pkcs7) = parse(signature, out) else { return };
     verify_over_manifest(&pkcs7, manifest, out);
     let signed_at = check_signed_attributes(&pkcs7, out);
@@ -168,7 +167,7 @@ fn check_signer_key(signer: &X509, out: &mut Collector) {
     );
 }
 
-fn check_identifiers(pass: &Value, uid: Option<String>, ou: Option<String>, out: &mut Collector) {
+fn check_identifiers(pass: &Object, uid: Option<String>, ou: Option<String>, out: &mut Collector) {
     let field = |k: &str| pass.get(k).and_then(|v| v.as_str()).map(str::to_string);
     let mismatch = |key: &str, ours: Option<String>, theirs: Option<String>| {
         format!(
