@@ -5,6 +5,7 @@ mod apns_standin;
 mod cli;
 mod crash;
 mod helpers;
+mod inspect_corpus;
 mod ledger;
 mod members;
 mod passes;
