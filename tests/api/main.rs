@@ -6,6 +6,7 @@ mod cli;
 mod crash;
 mod examples;
 mod helpers;
+mod inspect_corpus;
 mod ledger;
 mod members;
 mod openapi;
