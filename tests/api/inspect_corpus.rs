@@ -43,7 +43,7 @@ fn builder(url: &str) -> PassBuilder {
         SigningIdentity::load(&certs.join("pass.pem"), &certs.join("pass.key"), &certs.join("wwdr.pem"), None)
             .expect("certs-example/ loads");
     let program = Program::load(&repo().join("templates"), "default").expect("templates/default loads");
-    PassBuilder::new(Arc::new(identity), Arc::new(program), url)
+    PassBuilder::new(Arc::new(identity), Arc::new(program), url).expect("the builder starts")
 }
 
 fn member<'a>(tier: &'a str, locale: &'a str, attributes: &'a Value) -> PassData<'a> {
