@@ -1,21 +1,29 @@
 #!/usr/bin/env bash
-# Pass downloads over HTTP: full .pkpass downloads (each a fresh build and signature) and the 304 path.
+# Pass downloads over HTTP: distinct members (each download a fresh build and signature) against the same
+# pass again and again (served from the signed-pass cache), and the 304 path, measured in one run.
 #
-# Builds the release binary, starts `tessera serve` on a free 127.0.0.1 port with a throw-away SQLite database,
-# creates one member through the admin API, then runs wrk against the member's Apple link twice: once
-# plain (200, full pass) and once with If-Modified-Since equal to the pass's Last-Modified (304).
+# Builds the release binary, starts `tessera serve` on a free 127.0.0.1 port with a throw-away SQLite
+# database, creates MEMBERS members with signed ledger batches, reads their Apple links from the admin
+# API, then runs wrk three times:
+#   1. distinct: every request a different member's pass (wrk cycles the links, each thread from its own
+#      offset; MEMBERS is far above what the cache holds, so each request is a signature: the server's
+#      counters before and after say how many were);
+#   2. same pass: one member's link again and again (cache hits);
+#   3. 304: the same link with If-Modified-Since = its Last-Modified.
 # The server is stopped on exit, whatever happens.
 #
-# Note: the server and wrk run on the same machine and share its cores; the figures are a lower bound of
-# what the server alone would do.
+# Note: the server and wrk share the machine's cores; the figures are a lower bound of the server alone.
 #
-# Usage: scripts/bench-downloads.sh        (needs curl, wrk, and jq or python3)
-# Settings (environment): WRK_THREADS (2), WRK_CONNECTIONS (32), WRK_DURATION (15s), BENCH_PORT (a free one).
+# Usage: scripts/bench-downloads.sh        (needs curl, wrk, python3)
+# Settings (environment): MEMBERS (20000), WRK_THREADS (2), WRK_CONNECTIONS (32), WRK_DURATION (15s),
+# BENCH_PORT (a free one), TESSERA_PASS_CACHE_MB (the server's default, 64).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 TOKEN="bench-admin-token-0123456789abcdef"
+SECRET="bench-webhook-secret-0123456789abcdef"
+MEMBERS="${MEMBERS:-20000}"
 THREADS="${WRK_THREADS:-2}"
 CONNECTIONS="${WRK_CONNECTIONS:-32}"
 DURATION="${WRK_DURATION:-15s}"
@@ -24,53 +32,85 @@ TARGET_DIR="${CARGO_TARGET_DIR:-target}"
 die() { echo "bench-downloads: $*" >&2; exit 1; }
 
 command -v curl >/dev/null || die "curl is missing"
+command -v python3 >/dev/null || die "python3 is missing"
 if ! command -v wrk >/dev/null; then
     echo "wrk is missing; installing it with apt-get" >&2
     apt-get install -y wrk >/dev/null || die "wrk is missing and apt-get install -y wrk failed; install wrk"
 fi
 
-json_get() { # json_get FILTER (jq syntax, a plain .a.b path) < JSON
-    if command -v jq >/dev/null; then
-        jq -er "$1"
-    else
-        python3 -c 'import json,sys
-v=json.load(sys.stdin)
-for k in sys.argv[1].strip(".").split("."): v=v[k]
-print(v)' "$1"
-    fi
-}
-
 echo "== building the release binary"
 cargo build --release
-BIN="${TARGET_DIR}/release/tessera"
+BIN="${BIN:-${TARGET_DIR}/release/tessera}"
 [[ -x "$BIN" ]] || die "$BIN was not built"
 
+WEBHOOK_SECRET="$SECRET"
 source "$(dirname "${BASH_SOURCE[0]}")/bench-server.sh"
 
-echo "== creating member BENCH-1"
-MEMBER_JSON="$(curl -sS --fail-with-body -X PUT \
-    -H "Authorization: Bearer ${TOKEN}" -H 'content-type: application/json' \
-    "${BASE}/api/v1/members/BENCH-1" \
-    -d '{"name":"Bench Member","tier":"gold","points":1250}')" || die "creating the member failed: ${MEMBER_JSON:-}"
-PASS_URL="$(printf '%s' "$MEMBER_JSON" | json_get .links.apple)" || die "no links.apple in: $MEMBER_JSON"
-echo "pass URL: ${PASS_URL}"
+echo "== creating ${MEMBERS} members through the ledger webhook, reading their links"
+python3 - "$BASE" "$TOKEN" "$SECRET" "$MEMBERS" "${WORK}/paths.txt" <<'PY'
+import concurrent.futures, hashlib, hmac, json, sys, time, urllib.request
+base, token, secret, members, out = sys.argv[1], sys.argv[2], sys.argv[3].encode(), int(sys.argv[4]), sys.argv[5]
+for start in range(0, members, 1000):
+    events = [{"id": f"bench-{n}", "member_id": f"BENCH-{n}", "sequence": 1, "points": n, "tier": "gold"}
+              for n in range(start, min(start + 1000, members))]
+    body = json.dumps({"events": events}).encode()
+    t = str(int(time.time()))
+    sig = hmac.new(secret, t.encode() + b"." + body, hashlib.sha256).hexdigest()
+    req = urllib.request.Request(base + "/webhooks/ledger", data=body,
+                                 headers={"content-type": "application/json", "tessera-signature": f"t={t},v1={sig}"})
+    urllib.request.urlopen(req).read()
+def link(n):
+    req = urllib.request.Request(f"{base}/api/v1/members/BENCH-{n}", headers={"authorization": f"Bearer {token}"})
+    url = json.load(urllib.request.urlopen(req))["links"]["apple"]
+    return url[len(base):]
+with concurrent.futures.ThreadPoolExecutor(8) as pool:
+    paths = list(pool.map(link, range(members)))
+open(out, "w").write("\n".join(paths) + "\n")
+PY
+echo "$(wc -l <"${WORK}/paths.txt") links"
 
-HEADERS="$(curl -sS --fail -D - -o "${WORK}/bench.pkpass" "$PASS_URL")" || die "downloading the pass failed"
+cat >"${WORK}/cycle.lua" <<'LUA'
+-- Each thread walks the list of paths from its own offset, so no two threads ask for one pass together.
+local threads = 0
+function setup(thread)
+  thread:set("id", threads)
+  threads = threads + 1
+end
+function init(args)
+  paths = {}
+  for line in io.lines(os.getenv("PATHS_FILE")) do paths[#paths + 1] = line end
+  i = math.floor(#paths * id / 8)
+end
+function request()
+  i = i % #paths + 1
+  return wrk.format("GET", paths[i])
+end
+LUA
+
+counter() { curl -s "${BASE}/metrics" | awk -v name="$1" '$1 == name { print $2 }'; }
+
+SAME_URL="${BASE}$(head -1 "${WORK}/paths.txt")"
+HEADERS="$(curl -sS --fail -D - -o "${WORK}/bench.pkpass" "$SAME_URL")" || die "downloading the pass failed"
 LAST_MODIFIED="$(printf '%s' "$HEADERS" | tr -d '\r' | sed -n 's/^[Ll]ast-[Mm]odified: //p')"
 [[ -n "$LAST_MODIFIED" ]] || die "the pass response has no Last-Modified"
 echo "pass: $(wc -c <"${WORK}/bench.pkpass") bytes, Last-Modified: ${LAST_MODIFIED}"
-CODE_304="$(curl -s -o /dev/null -w '%{http_code}' -H "If-Modified-Since: ${LAST_MODIFIED}" "$PASS_URL")"
+CODE_304="$(curl -s -o /dev/null -w '%{http_code}' -H "If-Modified-Since: ${LAST_MODIFIED}" "$SAME_URL")"
 [[ "$CODE_304" == 304 ]] || die "If-Modified-Since: ${LAST_MODIFIED} answered ${CODE_304}, not 304"
 
-echo
-echo "== full downloads (200, build + sign each): wrk -t${THREADS} -c${CONNECTIONS} -d${DURATION} --latency ${PASS_URL}"
-wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$PASS_URL"
+run() { # run LABEL wrk-args...
+    local label="$1"; shift
+    local built_before hits_before
+    built_before="$(counter tessera_passes_built_total)"; hits_before="$(counter tessera_pass_cache_hits_total)"
+    echo
+    echo "== ${label}: wrk -t${THREADS} -c${CONNECTIONS} -d${DURATION} --latency $*"
+    PATHS_FILE="${WORK}/paths.txt" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$@"
+    echo "signed during the run: $(( $(counter tessera_passes_built_total) - built_before )), cache hits: $(( $(counter tessera_pass_cache_hits_total) - hits_before ))"
+}
+
+run "distinct members (a signature each)" -s "${WORK}/cycle.lua" "$BASE"
+run "the same pass again (cache hits)" "$SAME_URL"
+run "not modified (304)" -H "If-Modified-Since: ${LAST_MODIFIED}" "$SAME_URL"
 
 echo
-echo "== not modified (304): wrk -t${THREADS} -c${CONNECTIONS} -d${DURATION} --latency -H \"If-Modified-Since: ${LAST_MODIFIED}\" ${PASS_URL}"
-wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -H "If-Modified-Since: ${LAST_MODIFIED}" "$PASS_URL"
-
-echo
-echo "== server counters after the runs"
-curl -s "${BASE}/metrics" | grep -E '^tessera_(passes_built|pass_build_failures|pass_build_duration_seconds_(sum|count)|http_requests_total)' || true
+echo "server resident memory: $(awk '/VmRSS/ {print $2, $3}' "/proc/${SERVER_PID}/status")"
 echo "note: server and wrk shared this machine's $(nproc) cores"

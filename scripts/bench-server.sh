@@ -1,5 +1,5 @@
 # Sourced by the bench scripts: picks a free port (or BENCH_PORT), starts "$BIN serve" there with a
-# throw-away SQLite database and the admin token "$TOKEN", stops it on exit, and waits (with a deadline)
+# throw-away SQLite database, the admin token "$TOKEN" and the webhook secret "$WEBHOOK_SECRET", stops it on exit, and waits (with a deadline)
 # until /healthz answers. Sets BASE, WORK and SERVER_PID. Expects BIN, TOKEN and a die() function.
 if [[ -n "${BENCH_PORT:-}" ]]; then
     PORT="$BENCH_PORT"
@@ -30,6 +30,7 @@ env -u TESSERA_CONFIG \
     TESSERA_PUBLIC_URL="${BASE}" \
     TESSERA_DATABASE_URL="sqlite://${WORK}/bench.db" \
     TESSERA_ADMIN_TOKEN="${TOKEN}" \
+    TESSERA_WEBHOOK_SECRET="${WEBHOOK_SECRET:-bench-webhook-secret-0123456789abcdef}" \
     "$BIN" serve >"${WORK}/server.log" 2>&1 &
 SERVER_PID=$!
 

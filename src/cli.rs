@@ -1,5 +1,6 @@
 //! The command line: `tessera serve | migrate | secrets | doctor | inspect FILE`.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -47,7 +48,7 @@ pub fn main() -> ExitCode {
     let settings = match Settings::load(cli.config.as_deref()) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("tessera: {e}");
+            let _ = writeln!(std::io::stderr(), "tessera: {:#}", anyhow::Error::new(e));
             return ExitCode::FAILURE;
         }
     };
@@ -65,7 +66,8 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("tessera: {e:#}");
+            // stderr may be closed (a supervisor that stopped reading); that must not turn into a panic.
+            let _ = writeln!(std::io::stderr(), "tessera: {e:#}");
             ExitCode::FAILURE
         }
     }
@@ -152,7 +154,7 @@ fn inspect(file: &std::path::Path) -> ExitCode {
     let bytes = match std::fs::read(file) {
         Ok(b) => b,
         Err(e) => {
-            eprintln!("tessera: {} cannot be read: {e}", file.display());
+            let _ = writeln!(std::io::stderr(), "tessera: {} cannot be read: {e}", file.display());
             return ExitCode::FAILURE;
         }
     };

@@ -117,7 +117,7 @@ fn check_certificates(settings: &Settings, f: &mut Findings) -> Option<SigningId
     ) {
         Ok(identity) => identity,
         Err(e) => {
-            f.error(e.to_string());
+            f.error(format!("{:#}", anyhow::Error::new(e)));
             return None;
         }
     };
@@ -170,7 +170,7 @@ fn check_sample_pass(settings: &Settings, identity: &SigningIdentity, program: P
     let identity = match SigningIdentity::from_parts(identity.cert.clone(), identity.key.clone(), identity.wwdr.clone())
     {
         Ok(i) => i,
-        Err(e) => return f.error(e.to_string()),
+        Err(e) => return f.error(format!("{:#}", anyhow::Error::new(e))),
     };
     let builder = match PassBuilder::new(Arc::new(identity), Arc::new(program), settings.web_service_url()) {
         Ok(b) => b,
@@ -221,8 +221,9 @@ async fn check_database(settings: &Settings, identity: Option<&SigningIdentity>,
         Ok(s) => s,
         Err(e) => {
             return f.error(format!(
-                "TESSERA_DATABASE_URL: cannot open {}: {e}",
-                crate::settings::redact_url(&settings.database_url)
+                "TESSERA_DATABASE_URL: cannot open {}: {:#}",
+                crate::settings::redact_url(&settings.database_url),
+                anyhow::Error::new(e)
             ));
         }
     };

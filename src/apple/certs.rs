@@ -1,6 +1,6 @@
 //! The pass signing identity: the Pass Type ID certificate, its key and the WWDR intermediate, parsed once.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use openssl::nid::Nid;
 use openssl::pkey::{PKey, Private};
@@ -19,10 +19,40 @@ pub struct SigningIdentity {
     pub team_id: String,
 }
 
-/// A problem with the certificate material, in plain words, naming the setting at fault.
+/// A problem with the certificate material, in plain words, naming the setting at fault; OpenSSL's or
+/// the file system's own error is kept as the cause.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct CertError(pub String);
+pub enum CertError {
+    #[error("{setting} ({}) cannot be read; set {setting} to the PEM file", path.display())]
+    Read { setting: &'static str, path: PathBuf, source: std::io::Error },
+    #[error("{}", p12_advice(setting, path))]
+    Pkcs12 { setting: &'static str, path: PathBuf },
+    #[error(
+        "{setting} ({}) is not a certificate in PEM or DER form; convert a .cer with `openssl x509 -inform DER -in FILE.cer -out FILE.pem`",
+        path.display()
+    )]
+    NotCertificate { setting: &'static str, path: PathBuf, source: openssl::error::ErrorStack },
+    #[error(
+        "TESSERA_APPLE_KEY ({}) is not a readable PEM private key; {}",
+        path.display(),
+        if *password_given { "check TESSERA_APPLE_KEY_PASSWORD" } else { "if it is encrypted, set TESSERA_APPLE_KEY_PASSWORD" }
+    )]
+    Key { path: PathBuf, password_given: bool, source: openssl::error::ErrorStack },
+    #[error("TESSERA_APPLE_CERT has no usable public key")]
+    PublicKey(#[source] openssl::error::ErrorStack),
+    #[error(
+        "TESSERA_APPLE_KEY does not belong to TESSERA_APPLE_CERT; export the key that was made with this certificate's signing request"
+    )]
+    KeyMismatch,
+    #[error(
+        "TESSERA_APPLE_CERT has no UID in its subject, so it is not a Pass Type ID certificate; download the certificate from the Pass Type ID's page in the Apple Developer portal"
+    )]
+    NoPassTypeId,
+    #[error("TESSERA_APPLE_CERT has no OU (team identifier) in its subject; use the Pass Type ID certificate Apple issued")]
+    NoTeamId,
+    #[error("the certificate chain cannot be assembled")]
+    Chain(#[source] openssl::error::ErrorStack),
+}
 
 pub fn name_entry(name: &X509NameRef, nid: Nid) -> Option<String> {
     name.entries_by_nid(nid).next().and_then(|e| e.data().to_string().ok())
@@ -42,22 +72,17 @@ pub fn p12_advice(setting: &str, path: &Path) -> String {
     )
 }
 
-fn read(setting: &str, path: &Path) -> Result<Vec<u8>, CertError> {
-    std::fs::read(path).map_err(|e| {
-        CertError(format!("{setting} ({}) cannot be read: {e}; set {setting} to the PEM file", path.display()))
-    })
+fn read(setting: &'static str, path: &Path) -> Result<Vec<u8>, CertError> {
+    std::fs::read(path).map_err(|source| CertError::Read { setting, path: path.to_path_buf(), source })
 }
 
-fn parse_cert(setting: &str, path: &Path, bytes: &[u8]) -> Result<X509, CertError> {
+fn parse_cert(setting: &'static str, path: &Path, bytes: &[u8]) -> Result<X509, CertError> {
     if looks_like_p12(bytes) {
-        return Err(CertError(p12_advice(setting, path)));
+        return Err(CertError::Pkcs12 { setting, path: path.to_path_buf() });
     }
-    X509::from_pem(bytes).or_else(|_| X509::from_der(bytes)).map_err(|_| {
-        CertError(format!(
-            "{setting} ({}) is not a certificate in PEM or DER form; convert a .cer with `openssl x509 -inform DER -in FILE.cer -out FILE.pem`",
-            path.display()
-        ))
-    })
+    X509::from_pem(bytes)
+        .or_else(|_| X509::from_der(bytes))
+        .map_err(|source| CertError::NotCertificate { setting, path: path.to_path_buf(), source })
 }
 
 impl SigningIdentity {
@@ -73,42 +98,25 @@ impl SigningIdentity {
         let cert_x509 = parse_cert("TESSERA_APPLE_CERT", cert, &cert_bytes)?;
         let wwdr_x509 = parse_cert("TESSERA_APPLE_WWDR", wwdr, &wwdr_bytes)?;
         if looks_like_p12(&key_bytes) {
-            return Err(CertError(p12_advice("TESSERA_APPLE_KEY", key)));
+            return Err(CertError::Pkcs12 { setting: "TESSERA_APPLE_KEY", path: key.to_path_buf() });
         }
         let key_pkey = match key_password {
             Some(pw) => PKey::private_key_from_pem_passphrase(&key_bytes, pw.as_bytes()),
             None => PKey::private_key_from_pem(&key_bytes),
         }
-        .map_err(|_| {
-            CertError(format!(
-                "TESSERA_APPLE_KEY ({}) is not a readable PEM private key{}",
-                key.display(),
-                if key_password.is_some() {
-                    "; check TESSERA_APPLE_KEY_PASSWORD"
-                } else {
-                    "; if it is encrypted, set TESSERA_APPLE_KEY_PASSWORD"
-                }
-            ))
-        })?;
+        .map_err(|source| CertError::Key { path: key.to_path_buf(), password_given: key_password.is_some(), source })?;
         Self::from_parts(cert_x509, key_pkey, wwdr_x509)
     }
 
     pub fn from_parts(cert: X509, key: PKey<Private>, wwdr: X509) -> Result<SigningIdentity, CertError> {
-        let public =
-            cert.public_key().map_err(|e| CertError(format!("TESSERA_APPLE_CERT has no usable public key: {e}")))?;
+        let public = cert.public_key().map_err(CertError::PublicKey)?;
         if !public.public_eq(&key) {
-            return Err(CertError(
-                "TESSERA_APPLE_KEY does not belong to TESSERA_APPLE_CERT; export the key that was made with this certificate's signing request".into(),
-            ));
+            return Err(CertError::KeyMismatch);
         }
-        let pass_type_id = name_entry(cert.subject_name(), Nid::USERID).ok_or_else(|| {
-            CertError("TESSERA_APPLE_CERT has no UID in its subject, so it is not a Pass Type ID certificate; download the certificate from the Pass Type ID's page in the Apple Developer portal".into())
-        })?;
-        let team_id = name_entry(cert.subject_name(), Nid::ORGANIZATIONALUNITNAME).ok_or_else(|| {
-            CertError("TESSERA_APPLE_CERT has no OU (team identifier) in its subject; use the Pass Type ID certificate Apple issued".into())
-        })?;
-        let mut chain = Stack::new().map_err(|e| CertError(e.to_string()))?;
-        chain.push(wwdr.clone()).map_err(|e| CertError(e.to_string()))?;
+        let pass_type_id = name_entry(cert.subject_name(), Nid::USERID).ok_or(CertError::NoPassTypeId)?;
+        let team_id = name_entry(cert.subject_name(), Nid::ORGANIZATIONALUNITNAME).ok_or(CertError::NoTeamId)?;
+        let mut chain = Stack::new().map_err(CertError::Chain)?;
+        chain.push(wwdr.clone()).map_err(CertError::Chain)?;
         Ok(SigningIdentity { cert, key, wwdr, chain, pass_type_id, team_id })
     }
 }

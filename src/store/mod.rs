@@ -27,11 +27,12 @@ use sqlx::{AnyPool, Executor, Row};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("database error: {0}")]
+    #[error("the database failed")]
     Sql(#[from] sqlx::Error),
-    #[error("migration failed: {0}")]
+    #[error("migrating the database failed")]
     Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("{0}")]
+    /// A row that must exist does not: an invariant of the schema broken.
+    #[error("the database is inconsistent: {0}")]
     Corrupt(String),
 }
 

@@ -19,7 +19,6 @@ mod report;
 mod shape;
 mod signature;
 mod strings;
-mod strings_syntax;
 mod values;
 mod zip_layout;
 

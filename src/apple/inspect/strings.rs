@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::report::Collector;
-use super::strings_syntax::parse_strings_file;
+use crate::templates::strings::parse_strings_file;
 use super::values::quote;
 
 /// Wallet speaks about 40 languages; past this many the checks, which look every string up in every

@@ -1,10 +1,34 @@
-//! The `.strings` syntax Wallet reads: `"key" = "value";` entries (bare words allowed, `"key";` for
-//! a value equal to its key), `/* */` and `//` comments. One pass over the text, whatever its size.
+//! Apple's `.strings` syntax, as Wallet reads it: `"key" = "value";` entries (bare words allowed,
+//! `"key";` for a value equal to its key), `/* */` and `//` comments. One pass over the text, whatever
+//! its size: the templates' own files and `inspect`'s untrusted ones go through the same parser.
 
+use std::collections::HashSet;
 use std::iter::Peekable;
 use std::str::Chars;
 
-use super::values::quote;
+/// A key as an error message shows it: quoted, escaped, cut at 60 characters.
+fn quote(text: &str) -> String {
+    const MAX: usize = 60;
+    let mut chars = text.chars();
+    let head: String = chars.by_ref().take(MAX).collect();
+    if chars.next().is_some() { format!("{head:?}…") } else { format!("{head:?}") }
+}
+
+/// Parses a `.strings` file, refusing a key defined twice; answers the entries in file order, or the
+/// line and the problem.
+pub fn parse_strings(text: &str) -> Result<Vec<(String, String)>, (usize, String)> {
+    let entries = parse_strings_file(text)?;
+    let mut seen = HashSet::new();
+    if let Some((key, _)) = entries.iter().find(|(k, _)| !seen.insert(k.as_str())) {
+        // The line of its second definition (or of the first, when both share a line).
+        let quoted = format!("\"{key}\"");
+        let mut lines = text.lines().enumerate().filter(|(_, l)| l.contains(&quoted)).map(|(i, _)| i + 1);
+        let first = lines.next().unwrap_or(1);
+        let line = lines.next().unwrap_or(first);
+        return Err((line, format!("{} is defined twice", quote(key))));
+    }
+    Ok(entries)
+}
 
 /// The entries in file order (duplicates kept, for the caller to report), or the line and the problem.
 pub fn parse_strings_file(text: &str) -> Result<Vec<(String, String)>, (usize, String)> {

@@ -18,6 +18,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+mod load;
+pub mod strings;
+pub use strings::parse_strings;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TemplateError {
     /// The file at fault, as a path the user can open.
@@ -37,13 +41,13 @@ impl fmt::Display for TemplateError {
 
 impl std::error::Error for TemplateError {}
 
-fn terr(file: &Path, line: Option<usize>, message: impl Into<String>) -> TemplateError {
+pub(crate) fn terr(file: &Path, line: Option<usize>, message: impl Into<String>) -> TemplateError {
     TemplateError { file: file.to_path_buf(), line, message: message.into() }
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ProgramFile {
+pub(crate) struct ProgramFile {
     organization_name: String,
     tiers: Vec<String>,
     #[serde(default = "default_locale")]
@@ -156,114 +160,21 @@ impl Program {
             ));
         }
         let program_path = dir.join("program.toml");
-        let file: ProgramFile = read_toml(&program_path)?;
-        let barcode_format = match file.barcode_format.as_str() {
-            "qr" => "PKBarcodeFormatQR",
-            "pdf417" => "PKBarcodeFormatPDF417",
-            "aztec" => "PKBarcodeFormatAztec",
-            "code128" => "PKBarcodeFormatCode128",
-            other => {
-                return Err(terr(
-                    &program_path,
-                    None,
-                    format!("barcode_format `{other}` is not one of qr, pdf417, aztec, code128"),
-                ));
-            }
-        };
+        let file: ProgramFile = load::read_toml(&program_path)?;
+        let barcode_format = load::barcode_format(&file.barcode_format, &program_path)?;
         if file.tiers.is_empty() {
             return Err(terr(&program_path, None, "tiers is empty; list the program's tiers, lowest first"));
         }
-
-        let images = read_pngs(&dir.join("images"))?;
-        for required in REQUIRED_IMAGES {
-            if !images.contains_key(*required) {
-                return Err(terr(
-                    &dir.join("images").join(required),
-                    None,
-                    "is missing; Wallet refuses a pass without it",
-                ));
-            }
-        }
-
-        let mut tiers = Vec::new();
-        for name in &file.tiers {
-            if name.is_empty()
-                || !name.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'_')
-            {
-                return Err(terr(
-                    &program_path,
-                    None,
-                    format!("tier `{name}` must be lowercase letters, digits, - or _"),
-                ));
-            }
-            let tier_dir = dir.join("tiers").join(name);
-            let mut design: TierDesign = read_toml(&tier_dir.join("tier.toml"))?;
-            design.name = name.clone();
-            for (key, color) in [
-                ("background_color", &design.background_color),
-                ("foreground_color", &design.foreground_color),
-                ("label_color", &design.label_color),
-            ] {
-                if !is_rgb(color) {
-                    return Err(terr(
-                        &tier_dir.join("tier.toml"),
-                        None,
-                        format!("{key} `{color}` is not of the form rgb(r, g, b)"),
-                    ));
-                }
-            }
-            let tier_images = if tier_dir.join("images").is_dir() {
-                read_pngs(&tier_dir.join("images"))?
-            } else {
-                read_pngs(&tier_dir)?
-            };
-            tiers.push((name.clone(), Tier { design, images: tier_images }));
-        }
-
-        let mut strings = BTreeMap::new();
-        for entry in read_dir(&dir)? {
-            let Some(locale) = entry.file_name().to_str().and_then(|n| n.strip_suffix(".lproj")).map(str::to_string)
-            else {
-                continue;
-            };
-            let path = entry.path().join("pass.strings");
-            let raw = std::fs::read(&path).map_err(|e| terr(&path, None, format!("cannot be read: {e}")))?;
-            let text = std::str::from_utf8(&raw).map_err(|_| terr(&path, None, "is not UTF-8"))?;
-            let entries = parse_strings(text).map_err(|(line, msg)| terr(&path, Some(line), msg))?;
-            strings.insert(locale, Strings { raw, entries: entries.into_iter().collect() });
-        }
-        let Some(default_strings) = strings.get(&file.default_locale) else {
-            return Err(terr(
-                &program_path,
-                None,
-                format!("default_locale `{}` has no {}.lproj/pass.strings", file.default_locale, file.default_locale),
-            ));
-        };
-        for (locale, s) in &strings {
-            let path = dir.join(format!("{locale}.lproj/pass.strings"));
-            if let Some(missing) = default_strings.entries.keys().find(|k| !s.entries.contains_key(*k)) {
-                return Err(terr(
-                    &path,
-                    None,
-                    format!(
-                        "has no \"{missing}\", which {}.lproj defines; every locale needs every key",
-                        file.default_locale
-                    ),
-                ));
-            }
-        }
-
-        let mut env = minijinja::Environment::new();
-        env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
-        for template in [PASS_TEMPLATE, PAGE_TEMPLATE] {
-            let path = dir.join(template);
-            let source =
-                std::fs::read_to_string(&path).map_err(|e| terr(&path, None, format!("cannot be read: {e}")))?;
-            env.add_template_owned(template, source).map_err(|e| jinja_error(&dir, &e))?;
-        }
-
+        let images = load::program_images(&dir)?;
+        let tiers = file
+            .tiers
+            .iter()
+            .map(|name| Ok((name.clone(), load::tier(&dir, &program_path, name)?)))
+            .collect::<Result<Vec<_>, TemplateError>>()?;
+        let strings = load::strings(&dir, &file.default_locale, &program_path)?;
         let program = Program {
             name: program.to_string(),
+            env: load::environment(&dir)?,
             dir,
             organization_name: file.organization_name,
             default_locale: file.default_locale,
@@ -271,7 +182,6 @@ impl Program {
             tiers,
             images,
             strings,
-            env,
         };
         program.check_renders()?;
         Ok(program)
@@ -455,171 +365,13 @@ fn looks_like_key(s: &str) -> bool {
         && s.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'.' || c == b'_')
 }
 
-fn is_rgb(s: &str) -> bool {
-    let Some(inner) = s.strip_prefix("rgb(").and_then(|r| r.strip_suffix(')')) else {
-        return false;
-    };
-    let parts: Vec<&str> = inner.split(',').map(str::trim).collect();
-    parts.len() == 3 && parts.iter().all(|p| p.parse::<u8>().is_ok())
-}
-
-fn jinja_error(dir: &Path, e: &minijinja::Error) -> TemplateError {
+pub(crate) fn jinja_error(dir: &Path, e: &minijinja::Error) -> TemplateError {
     let file = e.name().map(|n| dir.join(n)).unwrap_or_else(|| dir.to_path_buf());
     let mut message = e.kind().to_string();
     if let Some(detail) = e.detail() {
         message = format!("{message}: {detail}");
     }
     terr(&file, e.line(), message)
-}
-
-fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, TemplateError> {
-    let text = std::fs::read_to_string(path).map_err(|e| terr(path, None, format!("cannot be read: {e}")))?;
-    toml::from_str(&text).map_err(|e: toml::de::Error| {
-        let line = e.span().map(|s| text[..s.start.min(text.len())].lines().count().max(1));
-        terr(path, line, e.message().to_string())
-    })
-}
-
-fn read_dir(dir: &Path) -> Result<Vec<std::fs::DirEntry>, TemplateError> {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .map_err(|e| terr(dir, None, format!("cannot be read: {e}")))?
-        .filter_map(Result::ok)
-        .collect();
-    entries.sort_by_key(|e| e.file_name());
-    Ok(entries)
-}
-
-fn read_pngs(dir: &Path) -> Result<BTreeMap<String, Vec<u8>>, TemplateError> {
-    let mut out = BTreeMap::new();
-    if !dir.is_dir() {
-        return Ok(out);
-    }
-    for entry in read_dir(dir)? {
-        let name = entry.file_name().to_string_lossy().to_string();
-        if !name.ends_with(".png") {
-            continue;
-        }
-        let bytes =
-            std::fs::read(entry.path()).map_err(|e| terr(&entry.path(), None, format!("cannot be read: {e}")))?;
-        if crate::apple::png_size(&bytes).is_none() {
-            return Err(terr(&entry.path(), None, "is not a PNG file (Wallet shows PNG only)"));
-        }
-        out.insert(name, bytes);
-    }
-    Ok(out)
-}
-
-/// Parses Apple's `.strings` format: `"key" = "value";` entries, `/* */` and `//` comments.
-/// Answers the entries in file order, or the line and the problem.
-pub fn parse_strings(text: &str) -> Result<Vec<(String, String)>, (usize, String)> {
-    let chars: Vec<char> = text.trim_start_matches('\u{feff}').chars().collect();
-    let mut i = 0;
-    let mut line = 1;
-    let mut entries = Vec::new();
-    let skip_space = |i: &mut usize, line: &mut usize| -> Result<(), (usize, String)> {
-        loop {
-            match chars.get(*i) {
-                Some('\n') => {
-                    *line += 1;
-                    *i += 1;
-                }
-                Some(c) if c.is_whitespace() => *i += 1,
-                Some('/') if chars.get(*i + 1) == Some(&'/') => {
-                    while let Some(c) = chars.get(*i) {
-                        if *c == '\n' {
-                            break;
-                        }
-                        *i += 1;
-                    }
-                }
-                Some('/') if chars.get(*i + 1) == Some(&'*') => {
-                    let start = *line;
-                    *i += 2;
-                    loop {
-                        match chars.get(*i) {
-                            None => return Err((start, "a /* comment is never closed".into())),
-                            Some('*') if chars.get(*i + 1) == Some(&'/') => {
-                                *i += 2;
-                                break;
-                            }
-                            Some('\n') => {
-                                *line += 1;
-                                *i += 1;
-                            }
-                            _ => *i += 1,
-                        }
-                    }
-                }
-                _ => return Ok(()),
-            }
-        }
-    };
-    let quoted = |i: &mut usize, line: &mut usize| -> Result<String, (usize, String)> {
-        if chars.get(*i) != Some(&'"') {
-            return Err((
-                *line,
-                format!(
-                    "expected a quoted string, found {}",
-                    chars.get(*i).map(|c| format!("`{c}`")).unwrap_or("the end of the file".into())
-                ),
-            ));
-        }
-        *i += 1;
-        let mut s = String::new();
-        loop {
-            match chars.get(*i) {
-                None => return Err((*line, "a string is never closed (missing \")".into())),
-                Some('"') => {
-                    *i += 1;
-                    return Ok(s);
-                }
-                Some('\\') => {
-                    let c = chars.get(*i + 1).ok_or((*line, "a \\ ends the file".to_string()))?;
-                    s.push(match c {
-                        'n' => '\n',
-                        't' => '\t',
-                        'r' => '\r',
-                        '"' => '"',
-                        '\\' => '\\',
-                        other => return Err((*line, format!("unknown escape \\{other}"))),
-                    });
-                    *i += 2;
-                }
-                Some('\n') => {
-                    *line += 1;
-                    s.push('\n');
-                    *i += 1;
-                }
-                Some(c) => {
-                    s.push(*c);
-                    *i += 1;
-                }
-            }
-        }
-    };
-    loop {
-        skip_space(&mut i, &mut line)?;
-        if i >= chars.len() {
-            return Ok(entries);
-        }
-        let key = quoted(&mut i, &mut line)?;
-        skip_space(&mut i, &mut line)?;
-        if chars.get(i) != Some(&'=') {
-            return Err((line, format!("expected = after \"{key}\"")));
-        }
-        i += 1;
-        skip_space(&mut i, &mut line)?;
-        let value = quoted(&mut i, &mut line)?;
-        skip_space(&mut i, &mut line)?;
-        if chars.get(i) != Some(&';') {
-            return Err((line, format!("expected ; after the value of \"{key}\"")));
-        }
-        i += 1;
-        if entries.iter().any(|(k, _): &(String, String)| *k == key) {
-            return Err((line, format!("\"{key}\" is defined twice")));
-        }
-        entries.push((key, value));
-    }
 }
 
 #[cfg(test)]
