@@ -167,4 +167,3 @@ fn inspect(file: &std::path::Path) -> ExitCode {
     println!("{}: {errors} error(s), {warnings} warning(s)", file.display());
     if errors > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS }
 }
-

@@ -229,7 +229,11 @@ pub struct EventResult {
         (status = 422, response = crate::openapi::ValidationFailed), (status = 503, response = crate::openapi::Unavailable),
         (status = 500, response = crate::openapi::Internal)))]
 #[tracing::instrument(name = "ledger webhook", skip_all, fields(events = tracing::field::Empty))]
-pub async fn webhook(state: web::Data<AppState>, req: HttpRequest, mut payload: web::Payload) -> ApiResult<HttpResponse> {
+pub async fn webhook(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    mut payload: web::Payload,
+) -> ApiResult<HttpResponse> {
     let body = read_json_body(&req, &mut payload, BODY_LIMIT).await?;
     let header = req.headers().get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
     verify_signature(header, &body, &state.secrets.webhook_secrets, crate::time_fmt::now_unix())?;
@@ -260,7 +264,6 @@ pub async fn webhook(state: web::Data<AppState>, req: HttpRequest, mut payload: 
 mod tests {
     use super::*;
 
-
     #[test]
     fn signatures_verify_with_any_configured_secret() {
         let body = br#"{"id":"e1"}"#;
@@ -281,20 +284,11 @@ mod tests {
             code(verify_signature(Some(&format!("t=1000,v1={sig}")), br#"{"id":"e2"}"#, &secrets, 1000)),
             "bad-signature"
         );
-        assert_eq!(
-            code(verify_signature(Some(&format!("t=1001,v1={sig}")), body, &secrets, 1000)),
-            "bad-signature"
-        );
+        assert_eq!(code(verify_signature(Some(&format!("t=1001,v1={sig}")), body, &secrets, 1000)), "bad-signature");
         assert_eq!(code(verify_signature(None, body, &secrets, 1000)), "bad-signature");
         assert_eq!(code(verify_signature(Some("garbage"), body, &secrets, 1000)), "bad-signature");
-        assert_eq!(
-            code(verify_signature(Some(&format!("t=1000,v1={sig}")), body, &secrets, 1301)),
-            "stale-signature"
-        );
-        assert_eq!(
-            code(verify_signature(Some(&format!("t=1000,v1={sig}")), body, &secrets, 699)),
-            "stale-signature"
-        );
+        assert_eq!(code(verify_signature(Some(&format!("t=1000,v1={sig}")), body, &secrets, 1301)), "stale-signature");
+        assert_eq!(code(verify_signature(Some(&format!("t=1000,v1={sig}")), body, &secrets, 699)), "stale-signature");
         assert!(verify_signature(Some(&format!("t=1000,v1={sig}")), body, &secrets, 1300).is_ok());
     }
 }

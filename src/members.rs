@@ -88,7 +88,8 @@ pub fn parse_member_put(program: &Program, member_id: &str, body: &Map<String, V
         faults.add("member_id", "differs from the member ID in the path");
     }
     let name = faults.string(body, "name", true).and_then(|n| faults.check("name", validate_name(n)));
-    let tier = faults.string(body, "tier", true).and_then(|t| faults.check("tier", validate_tier(program, t).map(|_| t)));
+    let tier =
+        faults.string(body, "tier", true).and_then(|t| faults.check("tier", validate_tier(program, t).map(|_| t)));
     let points = match body.get("points") {
         None | Some(Value::Null) => {
             faults.add("points", "is required");

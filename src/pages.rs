@@ -105,5 +105,4 @@ mod tests {
         assert_eq!(group_digits(1250, "vi"), "1.250");
         assert_eq!(group_digits(999, "en"), "999");
     }
-
 }

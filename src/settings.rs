@@ -91,7 +91,11 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("google_api_url", "https://walletobjects.googleapis.com", "Google Wallet API base URL"),
     ("push_retry_base_ms", "1000", "first push retry delay in milliseconds; doubles per attempt (cap 5 minutes)"),
     ("apns_connections", "2", "HTTP/2 connections kept open to APNs (each carries many concurrent pushes)"),
-    ("pass_cache_mb", "64", "signed passes kept in memory per instance, in MB, so a pass fetched again unchanged is not signed again; 0 turns it off"),
+    (
+        "pass_cache_mb",
+        "64",
+        "signed passes kept in memory per instance, in MB, so a pass fetched again unchanged is not signed again; 0 turns it off",
+    ),
 ];
 
 /// A setting that cannot be used, in plain words naming the setting and the fix.
@@ -360,8 +364,7 @@ fn read_toml(path: &Path, must_exist: bool) -> Result<BTreeMap<String, String>, 
         }
         Err(source) => return Err(SettingsError::ReadFile { path: path.to_path_buf(), source }),
     };
-    let table: toml::Table =
-        text.parse().map_err(|source| SettingsError::Toml { path: path.to_path_buf(), source })?;
+    let table: toml::Table = text.parse().map_err(|source| SettingsError::Toml { path: path.to_path_buf(), source })?;
     table
         .into_iter()
         .map(|(k, v)| {
@@ -375,7 +378,11 @@ fn read_toml(path: &Path, must_exist: bool) -> Result<BTreeMap<String, String>, 
                     .collect::<Vec<_>>()
                     .join(","),
                 other => {
-                    return Err(SettingsError::NotAString { path: path.to_path_buf(), key: k, value: other.to_string() });
+                    return Err(SettingsError::NotAString {
+                        path: path.to_path_buf(),
+                        key: k,
+                        value: other.to_string(),
+                    });
                 }
             };
             Ok((k, value))

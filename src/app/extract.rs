@@ -86,7 +86,8 @@ impl FromRequest for ApplePass {
                 return Err(pass_unauthorized());
             }
             let record = state.records.get(&state.store, &serial).await?.ok_or_else(pass_unauthorized)?;
-            if record.pass_type_id != pass_type || !constant_time_eq(token.as_bytes(), record.authentication_token.as_bytes())
+            if record.pass_type_id != pass_type
+                || !constant_time_eq(token.as_bytes(), record.authentication_token.as_bytes())
             {
                 return Err(pass_unauthorized());
             }

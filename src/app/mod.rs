@@ -12,8 +12,8 @@ pub use records::RecordCache;
 
 use crate::apple::{PassBuilder, SigningIdentity};
 use crate::metrics::Metrics;
-use crate::store::MemberRecord;
 use crate::settings::{Secret, Settings};
+use crate::store::MemberRecord;
 use crate::store::Store;
 use crate::templates::Program;
 

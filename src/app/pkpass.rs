@@ -4,10 +4,10 @@
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderMap, HeaderValue};
 use actix_web::web::{self, Bytes};
-use actix_web::HttpResponse;
 
 use super::AppState;
 use crate::apple::PassData;

@@ -48,7 +48,9 @@ pub enum CertError {
         "TESSERA_APPLE_CERT has no UID in its subject, so it is not a Pass Type ID certificate; download the certificate from the Pass Type ID's page in the Apple Developer portal"
     )]
     NoPassTypeId,
-    #[error("TESSERA_APPLE_CERT has no OU (team identifier) in its subject; use the Pass Type ID certificate Apple issued")]
+    #[error(
+        "TESSERA_APPLE_CERT has no OU (team identifier) in its subject; use the Pass Type ID certificate Apple issued"
+    )]
     NoTeamId,
     #[error("the certificate chain cannot be assembled")]
     Chain(#[source] openssl::error::ErrorStack),
@@ -80,9 +82,11 @@ fn parse_cert(setting: &'static str, path: &Path, bytes: &[u8]) -> Result<X509, 
     if looks_like_p12(bytes) {
         return Err(CertError::Pkcs12 { setting, path: path.to_path_buf() });
     }
-    X509::from_pem(bytes)
-        .or_else(|_| X509::from_der(bytes))
-        .map_err(|source| CertError::NotCertificate { setting, path: path.to_path_buf(), source })
+    X509::from_pem(bytes).or_else(|_| X509::from_der(bytes)).map_err(|source| CertError::NotCertificate {
+        setting,
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 impl SigningIdentity {
@@ -104,7 +108,11 @@ impl SigningIdentity {
             Some(pw) => PKey::private_key_from_pem_passphrase(&key_bytes, pw.as_bytes()),
             None => PKey::private_key_from_pem(&key_bytes),
         }
-        .map_err(|source| CertError::Key { path: key.to_path_buf(), password_given: key_password.is_some(), source })?;
+        .map_err(|source| CertError::Key {
+            path: key.to_path_buf(),
+            password_given: key_password.is_some(),
+            source,
+        })?;
         Self::from_parts(cert_x509, key_pkey, wwdr_x509)
     }
 

@@ -58,8 +58,7 @@ pub fn write_archive(
 fn zip_time(unix: i64) -> DateTime {
     let t = time::OffsetDateTime::from_unix_timestamp(unix).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     let year = t.year().clamp(1980, 2107) as u16;
-    DateTime::from_date_and_time(year, t.month() as u8, t.day(), t.hour(), t.minute(), t.second())
-        .unwrap_or_default()
+    DateTime::from_date_and_time(year, t.month() as u8, t.day(), t.hour(), t.minute(), t.second()).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -77,8 +76,8 @@ mod tests {
             1_795_334_400,
         )
         .unwrap();
-        let bytes = write_archive(&statics, &[("pass.json", b"{}"), ("signature", &[0xde, 0xad])], 1_795_334_400)
-            .unwrap();
+        let bytes =
+            write_archive(&statics, &[("pass.json", b"{}"), ("signature", &[0xde, 0xad])], 1_795_334_400).unwrap();
         let mut archive = ::zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
         assert_eq!(archive.len(), 4);
         let mut names: Vec<String> = archive.file_names().map(|n| n.unwrap().to_string()).collect();

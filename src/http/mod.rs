@@ -15,9 +15,9 @@ use actix_web::middleware::{Next, from_fn};
 use actix_web::{App, HttpResponse, HttpServer, Route, web};
 use tracing::Instrument;
 
+use crate::app::AppState;
 use crate::apple::SigningIdentity;
 use crate::apple::web_service;
-use crate::app::AppState;
 use crate::error::ApiError;
 use crate::push::apns::Credentials;
 use crate::push::{ApnsClient, PushWorker, WorkerSettings};
@@ -46,7 +46,10 @@ fn route_table() -> Vec<(&'static str, Vec<(Method, Route)>)> {
                 (Method::DELETE, web::delete().to(web_service::unregister)),
             ],
         ),
-        ("/v1/devices/{device}/registrations/{pass_type}", vec![(Method::GET, web::get().to(web_service::list_updated))]),
+        (
+            "/v1/devices/{device}/registrations/{pass_type}",
+            vec![(Method::GET, web::get().to(web_service::list_updated))],
+        ),
         ("/v1/passes/{pass_type}/{serial}", vec![(Method::GET, web::get().to(web_service::latest_pass))]),
         ("/v1/log", vec![(Method::POST, web::post().to(web_service::log))]),
         ("/webhooks/ledger", vec![(Method::POST, web::post().to(ledger::webhook))]),
@@ -94,8 +97,7 @@ async fn observe(
     let started = Instant::now();
     let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
     let metrics = req.app_data::<web::Data<AppState>>().map(|s| s.metrics.clone());
-    let span =
-        tracing::info_span!("request", method = %req.method(), route = %route, status = tracing::field::Empty);
+    let span = tracing::info_span!("request", method = %req.method(), route = %route, status = tracing::field::Empty);
     let response = next.call(req).instrument(span.clone()).await?;
     let status = response.status().as_u16();
     span.record("status", status);
@@ -115,7 +117,9 @@ pub fn apns_client(settings: &Settings, identity: &SigningIdentity) -> anyhow::R
             let team = settings.apns_team_id.as_deref().unwrap_or(&identity.team_id);
             ApnsClient::token_credentials(key, key_id, team)?
         }
-        (ApnsAuth::Token, _, _) => anyhow::bail!("TESSERA_APNS_AUTH is token but TESSERA_APNS_KEY or TESSERA_APNS_KEY_ID is unset"),
+        (ApnsAuth::Token, _, _) => {
+            anyhow::bail!("TESSERA_APNS_AUTH is token but TESSERA_APNS_KEY or TESSERA_APNS_KEY_ID is unset")
+        }
     };
     Ok(ApnsClient::new(
         &settings.apns_url,

@@ -114,8 +114,7 @@ impl ApnsClient {
             builder.add_extra_chain_cert(identity.wwdr.clone()).map_err(config)?;
         }
         if let Some(path) = extra_ca {
-            let pem =
-                std::fs::read(path).map_err(|source| ApnsError::ReadCa { path: path.to_path_buf(), source })?;
+            let pem = std::fs::read(path).map_err(|source| ApnsError::ReadCa { path: path.to_path_buf(), source })?;
             let roots = X509::stack_from_pem(&pem)
                 .ok()
                 .filter(|s| !s.is_empty())
@@ -150,7 +149,8 @@ impl ApnsClient {
             address: format!("{}:{}", self.host, self.port),
             source: e,
         };
-        let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port)).await.map_err(|e| connect(e.into()))?;
+        let tcp =
+            tokio::net::TcpStream::connect((self.host.as_str(), self.port)).await.map_err(|e| connect(e.into()))?;
         let _ = tcp.set_nodelay(true);
         let ssl = self.connector.configure().and_then(|c| c.into_ssl(&self.host)).map_err(|e| connect(e.into()))?;
         let mut tls = tokio_openssl::SslStream::new(ssl, tcp).map_err(|e| connect(e.into()))?;

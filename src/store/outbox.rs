@@ -155,123 +155,10 @@ impl Store {
             return Ok(());
         }
         let mut tx = self.writer.begin().await?;
-        let mut labels = Vec::with_capacity(results.len());
-        for r in results {
-            let (pt, token) = (&r.job.pass_type_id, &r.job.push_token);
-            let mut label = r.outcome.label();
-            match &r.outcome {
-                PushOutcome::Delivered => {}
-                PushOutcome::Unregistered { .. } => {
-                    sqlx::query("DELETE FROM registrations WHERE pass_type_id = $1 AND push_token = $2")
-                        .bind(pt)
-                        .bind(token)
-                        .execute(&mut *tx)
-                        .await?;
-                    delete_job(&mut tx, pt, token).await?;
-                }
-                PushOutcome::Failed { .. } => delete_job(&mut tx, pt, token).await?,
-                PushOutcome::Retry { retry_at, .. } => {
-                    if r.job.attempts + 1 >= RETRY_BUDGET {
-                        label = "gave-up";
-                        delete_job(&mut tx, pt, token).await?;
-                    } else {
-                        release(&mut tx, pt, token, *retry_at, Some(())).await?;
-                    }
-                }
-                PushOutcome::Forbidden { retry_at, .. } => release(&mut tx, pt, token, *retry_at, None).await?,
-            }
-            labels.push(label);
-        }
-
-        // Delivered jobs go, unless a change arrived while the push was in flight (its generation moved
-        // from the 0 set at claim): that row stays, due now, so the device hears of the change too.
-        let mut delivered: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-        for r in results.iter().filter(|r| r.outcome == PushOutcome::Delivered) {
-            delivered.entry(r.job.pass_type_id.as_str()).or_default().push(r.job.push_token.as_str());
-        }
-        let now = crate::time_fmt::now_unix_ms();
-        for (pt, tokens) in &delivered {
-            for chunk in tokens.chunks(ROWS_PER_STATEMENT) {
-                let mut p = Params::new(self.sqlite);
-                let pt_param = p.next();
-                let sql = format!(
-                    "DELETE FROM push_jobs WHERE pass_type_id = {pt_param} AND push_token IN ({}) AND generation = 0",
-                    p.list(chunk.len())
-                );
-                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(pt.to_string());
-                for token in chunk {
-                    query = query.bind(token.to_string());
-                }
-                let deleted = query.execute(&mut *tx).await?.rows_affected();
-                if deleted < chunk.len() as u64 {
-                    // Only the rows a change kept alive are left among these tokens.
-                    let mut p = Params::new(self.sqlite);
-                    let (due, pt_param) = (p.next(), p.next());
-                    let sql = format!(
-                        "UPDATE push_jobs SET lease_until = 0, not_before = CAST({due} AS BIGINT) \
-                         WHERE pass_type_id = {pt_param} AND push_token IN ({})",
-                        p.list(chunk.len())
-                    );
-                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now).bind(pt.to_string());
-                    for token in chunk {
-                        query = query.bind(token.to_string());
-                    }
-                    query.execute(&mut *tx).await?;
-                }
-            }
-        }
-
-        // Each registration's last attempt: one statement per (pass type, result, reason).
-        let mut groups: BTreeMap<(&str, &str, Option<&str>), LastAttempt> = BTreeMap::new();
-        for (r, label) in results.iter().zip(&labels) {
-            let entry =
-                groups.entry((r.job.pass_type_id.as_str(), *label, reason_of(&r.outcome))).or_insert((0, Vec::new()));
-            entry.0 = entry.0.max(r.at / 1000);
-            entry.1.push(r.job.push_token.as_str());
-        }
-        for ((pt, label, reason), (at, tokens)) in &groups {
-            for chunk in tokens.chunks(ROWS_PER_STATEMENT) {
-                let mut p = Params::new(self.sqlite);
-                let (a, b, c, d) = (p.next(), p.next(), p.next(), p.next());
-                let sql = format!(
-                    "UPDATE registrations SET last_push_at = {a}, last_push_result = {b}, last_push_reason = {c} \
-                     WHERE pass_type_id = {d} AND push_token IN ({})",
-                    p.list(chunk.len())
-                );
-                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(*at)
-                    .bind(label.to_string())
-                    .bind(reason.map(str::to_string))
-                    .bind(pt.to_string());
-                for token in chunk {
-                    query = query.bind(token.to_string());
-                }
-                query.execute(&mut *tx).await?;
-            }
-        }
-
-        // The bounded history.
-        let rows: Vec<(&PushResult, &&str)> = results.iter().zip(&labels).collect();
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            let sql = format!(
-                "INSERT INTO push_attempts (push_token, attempted_at, result, status, reason) VALUES {}",
-                Params::new(self.sqlite).rows(chunk.len(), &["{}", "{}", "{}", "{}", "{}"])
-            );
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for (r, label) in chunk {
-                query = query
-                    .bind(r.job.push_token.clone())
-                    .bind(r.at / 1000)
-                    .bind(label.to_string())
-                    .bind(status_of(&r.outcome).map(i64::from))
-                    .bind(reason_of(&r.outcome).map(str::to_string));
-            }
-            query.execute(&mut *tx).await?;
-        }
-        sqlx::query("DELETE FROM push_attempts WHERE id <= (SELECT MAX(id) FROM push_attempts) - $1")
-            .bind(HISTORY_ROWS)
-            .execute(&mut *tx)
-            .await?;
+        let labels = settle_undelivered(&mut tx, results).await?;
+        settle_delivered(&mut tx, self.sqlite, results).await?;
+        record_last_attempts(&mut tx, self.sqlite, results, &labels).await?;
+        record_history(&mut tx, self.sqlite, results, &labels).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -354,5 +241,144 @@ async fn release(
         "UPDATE push_jobs SET lease_until = 0, not_before = $1 WHERE pass_type_id = $2 AND push_token = $3"
     };
     sqlx::query(sql).bind(not_before).bind(pt).bind(token).execute(&mut **tx).await?;
+    Ok(())
+}
+
+type Tx = Transaction<'static, Any>;
+
+/// Deletes, releases or gives up the jobs that were not delivered; answers each result's label.
+async fn settle_undelivered(tx: &mut Tx, results: &[PushResult]) -> StoreResult<Vec<&'static str>> {
+    let mut labels = Vec::with_capacity(results.len());
+    for r in results {
+        let (pt, token) = (&r.job.pass_type_id, &r.job.push_token);
+        let mut label = r.outcome.label();
+        match &r.outcome {
+            PushOutcome::Delivered => {}
+            PushOutcome::Unregistered { .. } => {
+                sqlx::query("DELETE FROM registrations WHERE pass_type_id = $1 AND push_token = $2")
+                    .bind(pt)
+                    .bind(token)
+                    .execute(&mut **tx)
+                    .await?;
+                delete_job(tx, pt, token).await?;
+            }
+            PushOutcome::Failed { .. } => delete_job(tx, pt, token).await?,
+            PushOutcome::Retry { retry_at, .. } => {
+                if r.job.attempts + 1 >= RETRY_BUDGET {
+                    label = "gave-up";
+                    delete_job(tx, pt, token).await?;
+                } else {
+                    release(tx, pt, token, *retry_at, Some(())).await?;
+                }
+            }
+            PushOutcome::Forbidden { retry_at, .. } => release(tx, pt, token, *retry_at, None).await?,
+        }
+        labels.push(label);
+    }
+
+    Ok(labels)
+}
+
+/// Delivered jobs go in a few statements.
+async fn settle_delivered(tx: &mut Tx, sqlite: bool, results: &[PushResult]) -> StoreResult<()> {
+    // Delivered jobs go, unless a change arrived while the push was in flight (its generation moved
+    // from the 0 set at claim): that row stays, due now, so the device hears of the change too.
+    let mut delivered: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for r in results.iter().filter(|r| r.outcome == PushOutcome::Delivered) {
+        delivered.entry(r.job.pass_type_id.as_str()).or_default().push(r.job.push_token.as_str());
+    }
+    let now = crate::time_fmt::now_unix_ms();
+    for (pt, tokens) in &delivered {
+        for chunk in tokens.chunks(ROWS_PER_STATEMENT) {
+            let mut p = Params::new(sqlite);
+            let pt_param = p.next();
+            let sql = format!(
+                "DELETE FROM push_jobs WHERE pass_type_id = {pt_param} AND push_token IN ({}) AND generation = 0",
+                p.list(chunk.len())
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(pt.to_string());
+            for token in chunk {
+                query = query.bind(token.to_string());
+            }
+            let deleted = query.execute(&mut **tx).await?.rows_affected();
+            if deleted < chunk.len() as u64 {
+                // Only the rows a change kept alive are left among these tokens.
+                let mut p = Params::new(sqlite);
+                let (due, pt_param) = (p.next(), p.next());
+                let sql = format!(
+                    "UPDATE push_jobs SET lease_until = 0, not_before = CAST({due} AS BIGINT) \
+                     WHERE pass_type_id = {pt_param} AND push_token IN ({})",
+                    p.list(chunk.len())
+                );
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now).bind(pt.to_string());
+                for token in chunk {
+                    query = query.bind(token.to_string());
+                }
+                query.execute(&mut **tx).await?;
+            }
+        }
+    }
+
+    Ok(())
+}
+
+/// Each registration's last attempt: one statement per (pass type, result, reason).
+async fn record_last_attempts(tx: &mut Tx, sqlite: bool, results: &[PushResult], labels: &[&str]) -> StoreResult<()> {
+    // Each registration's last attempt: one statement per (pass type, result, reason).
+    let mut groups: BTreeMap<(&str, &str, Option<&str>), LastAttempt> = BTreeMap::new();
+    for (r, label) in results.iter().zip(labels) {
+        let entry =
+            groups.entry((r.job.pass_type_id.as_str(), *label, reason_of(&r.outcome))).or_insert((0, Vec::new()));
+        entry.0 = entry.0.max(r.at / 1000);
+        entry.1.push(r.job.push_token.as_str());
+    }
+    for ((pt, label, reason), (at, tokens)) in &groups {
+        for chunk in tokens.chunks(ROWS_PER_STATEMENT) {
+            let mut p = Params::new(sqlite);
+            let (a, b, c, d) = (p.next(), p.next(), p.next(), p.next());
+            let sql = format!(
+                "UPDATE registrations SET last_push_at = {a}, last_push_result = {b}, last_push_reason = {c} \
+                 WHERE pass_type_id = {d} AND push_token IN ({})",
+                p.list(chunk.len())
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(*at)
+                .bind(label.to_string())
+                .bind(reason.map(str::to_string))
+                .bind(pt.to_string());
+            for token in chunk {
+                query = query.bind(token.to_string());
+            }
+            query.execute(&mut **tx).await?;
+        }
+    }
+
+    Ok(())
+}
+
+/// The bounded history of attempts.
+async fn record_history(tx: &mut Tx, sqlite: bool, results: &[PushResult], labels: &[&str]) -> StoreResult<()> {
+    // The bounded history.
+    let rows: Vec<(&PushResult, &&str)> = results.iter().zip(labels).collect();
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO push_attempts (push_token, attempted_at, result, status, reason) VALUES {}",
+            Params::new(sqlite).rows(chunk.len(), &["{}", "{}", "{}", "{}", "{}"])
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (r, label) in chunk {
+            query = query
+                .bind(r.job.push_token.clone())
+                .bind(r.at / 1000)
+                .bind(label.to_string())
+                .bind(status_of(&r.outcome).map(i64::from))
+                .bind(reason_of(&r.outcome).map(str::to_string));
+        }
+        query.execute(&mut **tx).await?;
+    }
+    sqlx::query("DELETE FROM push_attempts WHERE id <= (SELECT MAX(id) FROM push_attempts) - $1")
+        .bind(HISTORY_ROWS)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }

@@ -88,7 +88,8 @@ async fn the_document_is_valid_openapi_3_1_with_every_error_code() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("openapi.json");
         std::fs::write(&file, doc.to_string()).unwrap();
-        let out = std::process::Command::new("python3").arg("-m").arg("openapi_spec_validator").arg(&file).output().unwrap();
+        let out =
+            std::process::Command::new("python3").arg("-m").arg("openapi_spec_validator").arg(&file).output().unwrap();
         assert!(out.status.success(), "openapi-spec-validator: {}", String::from_utf8_lossy(&out.stdout));
     } else {
         eprintln!("note: openapi-spec-validator (PyPI) is not installed; validated with the JSON Schema only");

@@ -4,8 +4,8 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::report::Collector;
-use crate::templates::strings::parse_strings_file;
 use super::values::quote;
+use crate::templates::strings::parse_strings_file;
 
 /// Wallet speaks about 40 languages; past this many the checks, which look every string up in every
 /// language, would only cost time.
