@@ -34,8 +34,8 @@ if ! command -v wrk >/dev/null; then
 fi
 
 echo "== building the release binary"
-cargo build --release
-BIN="${TARGET_DIR}/release/tessera"
+[[ -n "${BIN:-}" ]] || cargo build --release
+BIN="${BIN:-${TARGET_DIR}/release/tessera}"
 [[ -x "$BIN" ]] || die "$BIN was not built"
 
 source "$(dirname "${BASH_SOURCE[0]}")/bench-server.sh"

@@ -1,6 +1,8 @@
 //! Member-facing links: the pass page (HTML) and the .pkpass download, both behind the member's random
 //! public id so member IDs cannot be enumerated.
 
+use std::sync::Arc;
+
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 
@@ -16,10 +18,12 @@ fn plausible_public_id(id: &str) -> bool {
     id.len() == 22 && id.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
 }
 
-async fn member_for_link(state: &AppState, req: &HttpRequest) -> ApiResult<MemberRecord> {
+async fn member_for_link(state: &AppState, req: &HttpRequest) -> ApiResult<Arc<MemberRecord>> {
     let not_found = || ApiError::not_found("no such card; check the link");
     let public_id = segment(req, "public_id").filter(|id| plausible_public_id(id)).ok_or_else(not_found)?;
-    state.store.member_by_public_id(&public_id).await?.ok_or_else(not_found)
+    // Read from the database every time (no per-instance cache), so a link serves the change whichever
+    // instance made it.
+    Ok(Arc::new(state.store.member_by_public_id(&public_id).await?.ok_or_else(not_found)?))
 }
 
 /// `GET /m/{public_id}/pass.pkpass`: the member's signed pass.

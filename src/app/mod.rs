@@ -51,7 +51,7 @@ pub struct AppState {
     pub passes: Arc<PassBuilder>,
     pub secrets: Arc<Secrets>,
     pub metrics: Arc<Metrics>,
-    /// Pass lookups behind the Apple web service's authenticated endpoints.
+    /// Pass lookups behind the Apple web service's authenticated endpoints (one instance per SQLite file).
     pub records: Arc<RecordCache>,
     /// Signed .pkpass bytes by (serial, update tag).
     pub signed: Arc<pkpass::SignedPassCache>,
