@@ -3,13 +3,15 @@
 # pass again and again (served from the signed-pass cache), and the 304 path, measured in one run.
 #
 # Builds the release binary, starts `tessera serve` on a free 127.0.0.1 port with a throw-away SQLite
-# database, creates MEMBERS members with signed ledger batches, reads their Apple links from the admin
-# API, then runs wrk three times:
-#   1. distinct: every request a different member's pass (wrk cycles the links, each thread from its own
+# database, creates MEMBERS members with signed ledger batches, downloads each pass once through its link
+# to learn what a device knows (pass type, serial, authenticationToken), then runs wrk on the web service's
+# `GET /v1/passes/{passType}/{serial}` (where devices fetch) and on the member link:
+#   1. distinct: every request a different member's pass (wrk cycles the passes, each thread from its own
 #      offset; MEMBERS is far above what the cache holds, so each request is a signature: the server's
 #      counters before and after say how many were);
-#   2. same pass: one member's link again and again (cache hits);
-#   3. 304: the same link with If-Modified-Since = its Last-Modified.
+#   2. same pass: one pass again and again (cache hits);
+#   3. 304: the same pass with If-Modified-Since = its Last-Modified;
+#   4. and 5. distinct and same on the member link, which reads the database on every request.
 # The server is stopped on exit, whatever happens.
 #
 # Note: the server and wrk share the machine's cores; the figures are a lower bound of the server alone.
@@ -46,10 +48,10 @@ BIN="${BIN:-${TARGET_DIR}/release/tessera}"
 WEBHOOK_SECRET="$SECRET"
 source "$(dirname "${BASH_SOURCE[0]}")/bench-server.sh"
 
-echo "== creating ${MEMBERS} members through the ledger webhook, reading their links"
-python3 - "$BASE" "$TOKEN" "$SECRET" "$MEMBERS" "${WORK}/paths.txt" <<'PY'
-import concurrent.futures, hashlib, hmac, json, sys, time, urllib.request
-base, token, secret, members, out = sys.argv[1], sys.argv[2], sys.argv[3].encode(), int(sys.argv[4]), sys.argv[5]
+echo "== creating ${MEMBERS} members through the ledger webhook, downloading each pass once"
+python3 - "$BASE" "$TOKEN" "$SECRET" "$MEMBERS" "${WORK}/paths.txt" "${WORK}/device.txt" <<'PY'
+import concurrent.futures, hashlib, hmac, io, json, sys, time, urllib.request, zipfile
+base, token, secret, members, out, device_out = sys.argv[1], sys.argv[2], sys.argv[3].encode(), int(sys.argv[4]), sys.argv[5], sys.argv[6]
 for start in range(0, members, 1000):
     events = [{"id": f"bench-{n}", "member_id": f"BENCH-{n}", "sequence": 1, "points": n, "tier": "gold"}
               for n in range(start, min(start + 1000, members))]
@@ -62,12 +64,15 @@ for start in range(0, members, 1000):
 def link(n):
     req = urllib.request.Request(f"{base}/api/v1/members/BENCH-{n}", headers={"authorization": f"Bearer {token}"})
     url = json.load(urllib.request.urlopen(req))["links"]["apple"]
-    return url[len(base):]
+    pass_json = json.loads(zipfile.ZipFile(io.BytesIO(urllib.request.urlopen(url).read())).read("pass.json"))
+    device = f"/v1/passes/{pass_json['passTypeIdentifier']}/{pass_json['serialNumber']} {pass_json['authenticationToken']}"
+    return url[len(base):], device
 with concurrent.futures.ThreadPoolExecutor(8) as pool:
-    paths = list(pool.map(link, range(members)))
-open(out, "w").write("\n".join(paths) + "\n")
+    found = list(pool.map(link, range(members)))
+open(out, "w").write("\n".join(p for p, _ in found) + "\n")
+open(device_out, "w").write("\n".join(d for _, d in found) + "\n")
 PY
-echo "$(wc -l <"${WORK}/paths.txt") links"
+echo "$(wc -l <"${WORK}/paths.txt") links, $(wc -l <"${WORK}/device.txt") passes as devices know them"
 
 cat >"${WORK}/cycle.lua" <<'LUA'
 -- Each thread walks the list of paths from its own offset, so no two threads ask for one pass together.
@@ -76,40 +81,53 @@ function setup(thread)
   thread:set("id", threads)
   threads = threads + 1
 end
+-- A line is "path" or "path token"; with a token the request carries Authorization: ApplePass <token>.
 function init(args)
-  paths = {}
-  for line in io.lines(os.getenv("PATHS_FILE")) do paths[#paths + 1] = line end
+  paths, tokens = {}, {}
+  for line in io.lines(os.getenv("PATHS_FILE")) do
+    local path, token = line:match("^(%S+) ?(%S*)$")
+    paths[#paths + 1] = path
+    tokens[#tokens + 1] = token
+  end
   i = math.floor(#paths * id / 8)
 end
 function request()
   i = i % #paths + 1
+  if tokens[i] ~= "" then
+    return wrk.format("GET", paths[i], { ["Authorization"] = "ApplePass " .. tokens[i] })
+  end
   return wrk.format("GET", paths[i])
 end
 LUA
 
 counter() { curl -s "${BASE}/metrics" | awk -v name="$1" '$1 == name { print $2 }'; }
 
-SAME_URL="${BASE}$(head -1 "${WORK}/paths.txt")"
-HEADERS="$(curl -sS --fail -D - -o "${WORK}/bench.pkpass" "$SAME_URL")" || die "downloading the pass failed"
+read -r SAME_PATH SAME_TOKEN < <(head -1 "${WORK}/device.txt")
+SAME_URL="${BASE}${SAME_PATH}"
+AUTH="Authorization: ApplePass ${SAME_TOKEN}"
+HEADERS="$(curl -sS --fail -D - -o "${WORK}/bench.pkpass" -H "$AUTH" "$SAME_URL")" || die "fetching the pass failed"
 LAST_MODIFIED="$(printf '%s' "$HEADERS" | tr -d '\r' | sed -n 's/^[Ll]ast-[Mm]odified: //p')"
 [[ -n "$LAST_MODIFIED" ]] || die "the pass response has no Last-Modified"
 echo "pass: $(wc -c <"${WORK}/bench.pkpass") bytes, Last-Modified: ${LAST_MODIFIED}"
-CODE_304="$(curl -s -o /dev/null -w '%{http_code}' -H "If-Modified-Since: ${LAST_MODIFIED}" "$SAME_URL")"
+CODE_304="$(curl -s -o /dev/null -w '%{http_code}' -H "$AUTH" -H "If-Modified-Since: ${LAST_MODIFIED}" "$SAME_URL")"
 [[ "$CODE_304" == 304 ]] || die "If-Modified-Since: ${LAST_MODIFIED} answered ${CODE_304}, not 304"
 
-run() { # run LABEL wrk-args...
-    local label="$1"; shift
+run() { # run LABEL PATHS_FILE wrk-args...
+    local label="$1" paths="$2"; shift 2
     local built_before hits_before
     built_before="$(counter tessera_passes_built_total)"; hits_before="$(counter tessera_pass_cache_hits_total)"
     echo
     echo "== ${label}: wrk -t${THREADS} -c${CONNECTIONS} -d${DURATION} --latency $*"
-    PATHS_FILE="${WORK}/paths.txt" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$@"
+    PATHS_FILE="$paths" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$@"
     echo "signed during the run: $(( $(counter tessera_passes_built_total) - built_before )), cache hits: $(( $(counter tessera_pass_cache_hits_total) - hits_before ))"
 }
 
-run "distinct members (a signature each)" -s "${WORK}/cycle.lua" "$BASE"
-run "the same pass again (cache hits)" "$SAME_URL"
-run "not modified (304)" -H "If-Modified-Since: ${LAST_MODIFIED}" "$SAME_URL"
+DEVICE="${WORK}/device.txt" LINKS="${WORK}/paths.txt"
+run "1. web service, distinct members (a signature each)" "$DEVICE" -s "${WORK}/cycle.lua" "$BASE"
+run "2. web service, the same pass again (cache hits)" "$DEVICE" -H "$AUTH" "$SAME_URL"
+run "3. web service, not modified (304)" "$DEVICE" -H "$AUTH" -H "If-Modified-Since: ${LAST_MODIFIED}" "$SAME_URL"
+run "4. member link, distinct members" "$LINKS" -s "${WORK}/cycle.lua" "$BASE"
+run "5. member link, the same pass again" "$LINKS" "${BASE}$(head -1 "$LINKS")"
 
 echo
 echo "server resident memory: $(awk '/VmRSS/ {print $2, $3}' "/proc/${SERVER_PID}/status")"

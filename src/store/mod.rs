@@ -135,6 +135,12 @@ pub struct Store {
     outbox_signal: Arc<Notify>,
 }
 
+/// SQLite's page cache per connection. The writer does the batches and keeps SQLite's default (2 MiB);
+/// the eight readers do single-row lookups that the operating system's file cache serves as well, so
+/// each keeps 512 KiB and the process stays small (the signed-pass cache has the memory budget).
+const WRITER_CACHE_KIB: u32 = 2000;
+const READER_CACHE_KIB: u32 = 512;
+
 /// The embedded migrations (`migrations/sqlite/NNNN_name.sql`, checked in at compile time). Only
 /// SQLite's exist so far: settings refuse a PostgreSQL URL until its folder lands.
 static SQLITE_MIGRATOR: Migrator = sqlx_macros::migrate!("migrations/sqlite");
@@ -178,7 +184,10 @@ impl Store {
                 format!("{url}?mode=rwc")
             };
             let options = AnyConnectOptions::from_str(&url)?;
-            fn pragmas(conn: &mut sqlx::AnyConnection) -> futures_core::future::BoxFuture<'_, Result<(), sqlx::Error>> {
+            fn pragmas(
+                conn: &mut sqlx::AnyConnection,
+                cache_kib: u32,
+            ) -> futures_core::future::BoxFuture<'_, Result<(), sqlx::Error>> {
                 Box::pin(async move {
                     // WAL lets readers run beside the writer; FULL syncs each commit so an answered
                     // request survives a crash of the machine, not only of the process.
@@ -186,19 +195,21 @@ impl Store {
                     conn.execute("PRAGMA synchronous = FULL").await?;
                     conn.execute("PRAGMA busy_timeout = 10000").await?;
                     conn.execute("PRAGMA foreign_keys = ON").await?;
+                    let cache = format!("PRAGMA cache_size = -{cache_kib}");
+                    conn.execute(sqlx::AssertSqlSafe(cache)).await?;
                     Ok(())
                 })
             }
             let writer = AnyPoolOptions::new()
                 .max_connections(1)
                 .acquire_timeout(Duration::from_secs(30))
-                .after_connect(move |conn, _| pragmas(conn))
+                .after_connect(move |conn, _| pragmas(conn, WRITER_CACHE_KIB))
                 .connect_with(options.clone())
                 .await?;
             let reader = AnyPoolOptions::new()
                 .max_connections(8)
                 .acquire_timeout(Duration::from_secs(30))
-                .after_connect(move |conn, _| pragmas(conn))
+                .after_connect(move |conn, _| pragmas(conn, READER_CACHE_KIB))
                 .connect_with(options)
                 .await?;
             Ok(Store::new(writer, reader, true))
