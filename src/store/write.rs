@@ -70,14 +70,8 @@ async fn insert_members(tx: &mut Transaction<'static, Any>, sqlite: bool, create
         query = query
             .bind(r.program.clone())
             .bind(r.member_id.clone())
-            .bind(r.public_id.clone())
-            .bind(r.name.clone())
-            .bind(r.tier.clone())
-            .bind(r.points)
-            .bind(r.locale.clone())
-            .bind(r.attributes.clone())
-            .bind(i64::from(r.retired))
-            .bind(r.ledger_sequence)
+            .bind(r.public_id.clone());
+        query = bind_member_fields(query, r)
             .bind(r.created_at)
             .bind(r.updated_at);
     }
@@ -158,15 +152,8 @@ async fn update_members(tx: &mut Transaction<'static, Any>, sqlite: bool, update
     for r in updated {
         query = query
             .bind(r.program.clone())
-            .bind(r.member_id.clone())
-            .bind(r.name.clone())
-            .bind(r.tier.clone())
-            .bind(r.points)
-            .bind(r.locale.clone())
-            .bind(r.attributes.clone())
-            .bind(i64::from(r.retired))
-            .bind(r.ledger_sequence)
-            .bind(r.updated_at);
+            .bind(r.member_id.clone());
+        query = bind_member_fields(query, r).bind(r.updated_at);
     }
     query.execute(&mut **tx).await?;
     Ok(())
@@ -216,4 +203,19 @@ async fn record_event_statuses(
         query.execute(&mut **tx).await?;
     }
     Ok(())
+}
+
+type AnyQuery<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>;
+
+/// Binds what the admin API and the ledger change on a member, in the column order both statements use:
+/// name, tier, points, locale, attributes, retired, ledger sequence.
+fn bind_member_fields<'q>(query: AnyQuery<'q>, r: &MemberRecord) -> AnyQuery<'q> {
+    query
+        .bind(r.name.clone())
+        .bind(r.tier.clone())
+        .bind(r.points)
+        .bind(r.locale.clone())
+        .bind(r.attributes.clone())
+        .bind(i64::from(r.retired))
+        .bind(r.ledger_sequence)
 }
