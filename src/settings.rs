@@ -60,6 +60,8 @@ pub struct Settings {
     pub google_api_url: String,
     /// First push retry delay; it doubles per attempt.
     pub push_retry_base_ms: i64,
+    /// How long a claimed push job is one worker's; a crashed instance's jobs are taken over after it.
+    pub push_lease_ms: i64,
     /// HTTP/2 connections kept open to APNs.
     pub apns_connections: usize,
     /// Megabytes of signed passes kept in memory per instance; 0 turns the cache off.
@@ -90,6 +92,7 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("google_service_account", "", "Google service account JSON key file"),
     ("google_api_url", "https://walletobjects.googleapis.com", "Google Wallet API base URL"),
     ("push_retry_base_ms", "1000", "first push retry delay in milliseconds; doubles per attempt (cap 5 minutes)"),
+    ("push_lease_ms", "15000", "how long a claimed push job belongs to one worker (longer than a push round: APNs answers within 10 s); a crashed instance's jobs are taken over after it"),
     ("apns_connections", "2", "HTTP/2 connections kept open to APNs (each carries many concurrent pushes)"),
     (
         "pass_cache_mb",
@@ -163,14 +166,7 @@ impl Raw<'_> {
         if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             return Err(bad(
                 "database_url",
-                format!("`{url}` is not a database URL; use sqlite://FILE or postgres://USER@HOST/DB"),
-            ));
-        }
-        // The PostgreSQL schema and its tests land with the scale-out work; until then say so plainly.
-        if !url.starts_with("sqlite:") {
-            return Err(bad(
-                "database_url",
-                "is a PostgreSQL URL, which this release does not support yet; use sqlite://FILE (the default)",
+                format!("`{}` is not a database URL; use sqlite://FILE or postgres://USER@HOST/DB", redact_url(&url)),
             ));
         }
         Ok(url)
@@ -291,6 +287,7 @@ impl Settings {
             google_service_account: raw.opt("google_service_account").map(PathBuf::from),
             google_api_url: validate_base_url("google_api_url", &raw.get("google_api_url"))?,
             push_retry_base_ms: raw.number("push_retry_base_ms", 1..=600_000, "milliseconds from 1 to 600000")?,
+            push_lease_ms: raw.number("push_lease_ms", 1_000..=600_000, "of milliseconds from 1000 to 600000")?,
             apns_connections: raw.number("apns_connections", 1..=64, "from 1 to 64")?,
             pass_cache_mb: raw.number("pass_cache_mb", 0..=65_536, "of megabytes from 0 (off) to 65536")?,
         };
@@ -399,6 +396,13 @@ mod tests {
     }
 
     #[test]
+    fn postgres_urls_are_accepted() {
+        let s = Settings::from_sources(BTreeMap::new(), env(&[("TESSERA_DATABASE_URL", "postgres://u:pw@h/db")]))
+            .unwrap();
+        assert!(!s.is_sqlite());
+    }
+
+    #[test]
     fn database_passwords_are_redacted() {
         assert_eq!(redact_url("postgres://u:pw@h/db"), "postgres://u:***@h/db");
         assert_eq!(redact_url("sqlite://tessera.db"), "sqlite://tessera.db");
@@ -437,7 +441,7 @@ mod tests {
         let err = Settings::from_sources(BTreeMap::new(), env(&[("TESSERA_ADMIN_TOKEN", "x1y2z3")])).unwrap_err();
         assert!(err.to_string().starts_with("TESSERA_ADMIN_TOKEN:"));
         assert!(!err.to_string().contains("x1y2z3"), "the value of a secret is not echoed");
-        let err = Settings::from_sources(BTreeMap::new(), env(&[("TESSERA_DATABASE_URL", "postgres://u:pw@h/db")]))
+        let err = Settings::from_sources(BTreeMap::new(), env(&[("TESSERA_DATABASE_URL", "mysql://u:pw@h/db")]))
             .unwrap_err();
         assert!(err.to_string().starts_with("TESSERA_DATABASE_URL:") && !err.to_string().contains("pw"), "{err}");
         let file = BTreeMap::from([("lisen".to_string(), "x".to_string())]);

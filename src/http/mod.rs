@@ -153,7 +153,11 @@ impl Application {
         let state = AppState::build(settings).await?;
         let apns = apns_client(&state.settings, state.passes.identity())?;
         let worker_settings =
-            WorkerSettings { retry_base_ms: state.settings.push_retry_base_ms, ..WorkerSettings::default() };
+            WorkerSettings {
+                retry_base_ms: state.settings.push_retry_base_ms,
+                lease_ms: state.settings.push_lease_ms,
+                ..WorkerSettings::default()
+            };
         let worker = PushWorker::new(state.store.clone(), Arc::new(apns), state.metrics.clone(), worker_settings);
         Ok(Application { listener: listener.into_std()?, state, worker })
     }

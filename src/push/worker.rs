@@ -36,7 +36,7 @@ impl Default for WorkerSettings {
             batch: 1000,
             retry_base_ms: 1000,
             retry_cap_ms: 5 * 60 * 1000,
-            lease_ms: 60_000,
+            lease_ms: 15_000,
             forbidden_probe_ms: 60_000,
         }
     }

@@ -141,9 +141,10 @@ pub struct Store {
 const WRITER_CACHE_KIB: u32 = 2000;
 const READER_CACHE_KIB: u32 = 512;
 
-/// The embedded migrations (`migrations/sqlite/NNNN_name.sql`, checked in at compile time). Only
-/// SQLite's exist so far: settings refuse a PostgreSQL URL until its folder lands.
+/// The embedded migrations (`migrations/<back end>/NNNN_name.sql`, checked in at compile time): the same
+/// schema for each back end, in its own dialect where the two differ.
 static SQLITE_MIGRATOR: Migrator = sqlx_macros::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATOR: Migrator = sqlx_macros::migrate!("migrations/postgres");
 
 impl Store {
     fn new(writer: AnyPool, reader: AnyPool, sqlite: bool) -> Store {
@@ -221,7 +222,10 @@ impl Store {
     }
 
     pub async fn migrate(&self) -> StoreResult<()> {
-        SQLITE_MIGRATOR.run(&self.writer).await?;
+        // On PostgreSQL the migrator holds an advisory lock while it runs, so instances that start together
+        // migrate one after the other.
+        let migrator = if self.sqlite { &SQLITE_MIGRATOR } else { &POSTGRES_MIGRATOR };
+        migrator.run(&self.writer).await?;
         Ok(())
     }
 

@@ -94,11 +94,12 @@ async fn an_answered_event_survives_sigkill_and_is_pushed_once_after_restart() {
     let server_cert_dir = tempfile::tempdir().unwrap();
     crate::helpers::make_server_cert(server_cert_dir.path());
     let listen = free_addr();
+    let database_url = crate::helpers::database_url(dir.path()).await;
     let env = || {
         vec![
             ("TESSERA_LISTEN", listen.to_string()),
             ("TESSERA_PUBLIC_URL", format!("http://{listen}")),
-            ("TESSERA_DATABASE_URL", format!("sqlite://{}/tessera.db", dir.path().display())),
+            ("TESSERA_DATABASE_URL", database_url.clone()),
             ("TESSERA_ADMIN_TOKEN", ADMIN_TOKEN.to_string()),
             ("TESSERA_WEBHOOK_SECRET", WEBHOOK_SECRET.to_string()),
             ("TESSERA_APNS_URL", format!("https://127.0.0.1:{}", apns_addr.port())),
@@ -169,7 +170,7 @@ async fn sigterm_lets_the_push_in_flight_finish_and_records_it() {
     let env = vec![
         ("TESSERA_LISTEN", listen.to_string()),
         ("TESSERA_PUBLIC_URL", format!("http://{listen}")),
-        ("TESSERA_DATABASE_URL", format!("sqlite://{}/tessera.db", dir.path().display())),
+        ("TESSERA_DATABASE_URL", crate::helpers::database_url(dir.path()).await),
         ("TESSERA_ADMIN_TOKEN", ADMIN_TOKEN.to_string()),
         ("TESSERA_APNS_URL", apns.url.clone()),
         ("TESSERA_APNS_CA", apns.ca_path.display().to_string()),

@@ -35,6 +35,19 @@ pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
     pub dir: tempfile::TempDir,
+    /// The database this server uses (SQLite in `dir`, or a fresh PostgreSQL database).
+    pub database_url: String,
+}
+
+/// A fresh database for one test on this binary's back end: a SQLite file in `dir`, or (in the
+/// `api_postgres` binary) a new PostgreSQL database, falling back to SQLite when PostgreSQL is missing.
+pub async fn database_url(dir: &Path) -> String {
+    if crate::pg::postgres_wanted()
+        && let Some(url) = crate::pg::fresh_database().await
+    {
+        return url;
+    }
+    format!("sqlite://{}/tessera.db", dir.display())
 }
 
 /// Starts the server with a fresh database; `overrides` are settings (TOML key names) on top.
@@ -44,7 +57,8 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
     let base = format!("http://{}", listener.local_addr().unwrap());
     let mut pairs: BTreeMap<String, String> = BTreeMap::new();
     pairs.insert("public_url".into(), base.clone());
-    pairs.insert("database_url".into(), format!("sqlite://{}/tessera.db", dir.path().display()));
+    let database_url = database_url(dir.path()).await;
+    pairs.insert("database_url".into(), database_url.clone());
     pairs.insert("templates_dir".into(), repo().join("templates").display().to_string());
     pairs.insert("admin_token".into(), ADMIN_TOKEN.into());
     pairs.insert("webhook_secret".into(), WEBHOOK_SECRET.into());
@@ -58,7 +72,7 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
     let settings = Settings::with_overrides(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))).unwrap();
     let app = Application::with_listener(settings, listener).await.unwrap();
     tokio::spawn(app.run_until(std::future::pending()));
-    TestApp { base, client: reqwest::Client::new(), dir }
+    TestApp { base, client: reqwest::Client::new(), dir, database_url }
 }
 
 pub async fn spawn_app() -> TestApp {

@@ -1,5 +1,6 @@
 //! Black-box tests over HTTP against the real server, started in-process on port 0, and of the built
-//! binary's commands. One test binary (see helpers.rs for spawn_app).
+//! binary's commands. The same source is two test binaries (Cargo.toml): `api` runs the suite on SQLite,
+//! `api_postgres` on a throwaway PostgreSQL (pg.rs); see helpers.rs for spawn_app.
 
 mod apns_standin;
 mod cli;
@@ -12,4 +13,5 @@ mod members;
 mod openapi;
 mod pass_cache;
 mod passes;
+mod pg;
 mod web_service;

@@ -95,7 +95,7 @@ async fn zero_turns_the_cache_off() {
 #[tokio::test]
 async fn a_change_made_by_another_instance_misses_this_instances_cache() {
     let one = spawn_app().await;
-    let db = format!("sqlite://{}/tessera.db", one.dir.path().display());
+    let db = one.database_url.clone();
     let member = one.create_member("M-two", &json!({"name": "A", "tier": "gold", "points": 10})).await;
     let before = pass_bytes(&one, &member).await;
     assert_eq!(pass_bytes(&one, &member).await, before, "cached at this instance");
@@ -136,7 +136,7 @@ async fn twenty_thousand_distinct_passes_keep_to_the_memory_budget() {
     let server = start(&[
         ("TESSERA_LISTEN", address.to_string()),
         ("TESSERA_PUBLIC_URL", format!("http://{address}")),
-        ("TESSERA_DATABASE_URL", format!("sqlite://{}/tessera.db", dir.path().display())),
+        ("TESSERA_DATABASE_URL", crate::helpers::database_url(dir.path()).await),
         ("TESSERA_ADMIN_TOKEN", ADMIN_TOKEN.into()),
         ("TESSERA_WEBHOOK_SECRET", WEBHOOK_SECRET.into()),
         ("TESSERA_PASS_CACHE_MB", BUDGET_MB.to_string()),

@@ -1,0 +1,30 @@
+//! The black-box suite of tests/api/ again, on a throwaway PostgreSQL (see tests/api/pg.rs). The
+//! modules are tests/api/'s own files; `pg::the_postgres_run_lists_every_suite_module` keeps this list and
+//! tests/api/main.rs the same.
+
+#[path = "api/apns_standin.rs"]
+mod apns_standin;
+#[path = "api/cli.rs"]
+mod cli;
+#[path = "api/crash.rs"]
+mod crash;
+#[path = "api/examples.rs"]
+mod examples;
+#[path = "api/helpers.rs"]
+mod helpers;
+#[path = "api/inspect_corpus.rs"]
+mod inspect_corpus;
+#[path = "api/ledger.rs"]
+mod ledger;
+#[path = "api/members.rs"]
+mod members;
+#[path = "api/openapi.rs"]
+mod openapi;
+#[path = "api/pass_cache.rs"]
+mod pass_cache;
+#[path = "api/passes.rs"]
+mod passes;
+#[path = "api/pg.rs"]
+mod pg;
+#[path = "api/web_service.rs"]
+mod web_service;
