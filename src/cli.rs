@@ -90,10 +90,16 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let public_url = settings.public_url.clone();
     let app = Application::build(settings).await?;
     let identity = app.state().passes.identity();
-    tracing::info!(
-        address = %app.local_addr(), public_url = %public_url, pass_type = %identity.pass_type_id, team = %identity.team_id,
-        "tessera is serving"
-    );
+    let role = app.state().settings.role;
+    match app.local_addr() {
+        Some(address) => tracing::info!(
+            address = %address, public_url = %public_url, role = ?role, pass_type = %identity.pass_type_id, team = %identity.team_id,
+            "tessera is serving"
+        ),
+        None => {
+            tracing::info!(role = ?role, pass_type = %identity.pass_type_id, "tessera is pushing (no HTTP in the worker role)")
+        }
+    }
     app.run_until(shutdown_signal()).await
 }
 

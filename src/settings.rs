@@ -27,6 +27,26 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// What an instance runs (`TESSERA_ROLE`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// The HTTP server and the push worker.
+    All,
+    /// The HTTP server only.
+    Api,
+    /// The push worker only (no HTTP listener).
+    Worker,
+}
+
+impl Role {
+    pub fn serves_http(self) -> bool {
+        self != Role::Worker
+    }
+    pub fn runs_worker(self) -> bool {
+        self != Role::Api
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ApnsAuth {
     Certificate,
@@ -66,6 +86,8 @@ pub struct Settings {
     pub apns_connections: usize,
     /// Megabytes of signed passes kept in memory per instance; 0 turns the cache off.
     pub pass_cache_mb: u64,
+    pub role: Role,
+    pub database: crate::store::DatabaseOptions,
 }
 
 /// Every setting: (key, default, what it is). The environment name is `TESSERA_` + the key in capitals.
@@ -92,8 +114,16 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("google_service_account", "", "Google service account JSON key file"),
     ("google_api_url", "https://walletobjects.googleapis.com", "Google Wallet API base URL"),
     ("push_retry_base_ms", "1000", "first push retry delay in milliseconds; doubles per attempt (cap 5 minutes)"),
-    ("push_lease_ms", "15000", "how long a claimed push job belongs to one worker (longer than a push round: APNs answers within 10 s); a crashed instance's jobs are taken over after it"),
+    (
+        "push_lease_ms",
+        "15000",
+        "how long a claimed push job belongs to one worker (longer than a push round: APNs answers within 10 s); a crashed instance's jobs are taken over after it",
+    ),
     ("apns_connections", "2", "HTTP/2 connections kept open to APNs (each carries many concurrent pushes)"),
+    ("role", "all", "all (HTTP and the push worker), api (HTTP only) or worker (the push worker only)"),
+    ("database_pool_size", "16", "PostgreSQL connections per instance (SQLite: one writer and eight readers)"),
+    ("database_statement_timeout_ms", "10000", "PostgreSQL statement_timeout; a statement running longer is cancelled"),
+    ("database_acquire_timeout_ms", "5000", "how long a request waits for a database connection before answering 503"),
     (
         "pass_cache_mb",
         "64",
@@ -201,6 +231,15 @@ impl Raw<'_> {
         Ok(secrets)
     }
 
+    fn role(&self) -> Result<Role, SettingsError> {
+        match self.get("role").as_str() {
+            "all" => Ok(Role::All),
+            "api" => Ok(Role::Api),
+            "worker" => Ok(Role::Worker),
+            other => Err(bad("role", format!("`{other}` is not a role; use all, api or worker"))),
+        }
+    }
+
     fn apns_auth(&self) -> Result<ApnsAuth, SettingsError> {
         match self.get("apns_auth").as_str() {
             "certificate" => Ok(ApnsAuth::Certificate),
@@ -290,6 +329,20 @@ impl Settings {
             push_lease_ms: raw.number("push_lease_ms", 1_000..=600_000, "of milliseconds from 1000 to 600000")?,
             apns_connections: raw.number("apns_connections", 1..=64, "from 1 to 64")?,
             pass_cache_mb: raw.number("pass_cache_mb", 0..=65_536, "of megabytes from 0 (off) to 65536")?,
+            role: raw.role()?,
+            database: crate::store::DatabaseOptions {
+                pool_size: raw.number("database_pool_size", 1..=1000, "of connections from 1 to 1000")?,
+                statement_timeout_ms: raw.number(
+                    "database_statement_timeout_ms",
+                    100..=3_600_000,
+                    "of milliseconds from 100 to 3600000",
+                )?,
+                acquire_timeout_ms: raw.number(
+                    "database_acquire_timeout_ms",
+                    100..=600_000,
+                    "of milliseconds from 100 to 600000",
+                )?,
+            },
         };
         settings.check_combinations()?;
         Ok(settings)
@@ -397,8 +450,8 @@ mod tests {
 
     #[test]
     fn postgres_urls_are_accepted() {
-        let s = Settings::from_sources(BTreeMap::new(), env(&[("TESSERA_DATABASE_URL", "postgres://u:pw@h/db")]))
-            .unwrap();
+        let s =
+            Settings::from_sources(BTreeMap::new(), env(&[("TESSERA_DATABASE_URL", "postgres://u:pw@h/db")])).unwrap();
         assert!(!s.is_sqlite());
     }
 
@@ -441,8 +494,8 @@ mod tests {
         let err = Settings::from_sources(BTreeMap::new(), env(&[("TESSERA_ADMIN_TOKEN", "x1y2z3")])).unwrap_err();
         assert!(err.to_string().starts_with("TESSERA_ADMIN_TOKEN:"));
         assert!(!err.to_string().contains("x1y2z3"), "the value of a secret is not echoed");
-        let err = Settings::from_sources(BTreeMap::new(), env(&[("TESSERA_DATABASE_URL", "mysql://u:pw@h/db")]))
-            .unwrap_err();
+        let err =
+            Settings::from_sources(BTreeMap::new(), env(&[("TESSERA_DATABASE_URL", "mysql://u:pw@h/db")])).unwrap_err();
         assert!(err.to_string().starts_with("TESSERA_DATABASE_URL:") && !err.to_string().contains("pw"), "{err}");
         let file = BTreeMap::from([("lisen".to_string(), "x".to_string())]);
         assert!(Settings::from_sources(file, env(&[])).unwrap_err().to_string().contains("unknown key `lisen`"));

@@ -67,7 +67,7 @@ impl AppState {
             settings.apple_key_password.as_ref().map(Secret::expose),
         )?;
         let program = Program::load(&settings.templates_dir, &settings.program)?;
-        let store = Store::connect(&settings.database_url)
+        let store = Store::connect_with(&settings.database_url, settings.database)
             .await
             .map_err(|e| anyhow::Error::new(e).context("TESSERA_DATABASE_URL: cannot open the database"))?;
         store.migrate().await?;

@@ -28,6 +28,8 @@ pub struct WorkerSettings {
     pub lease_ms: i64,
     /// While APNs refuses our credentials (403), one probe per this many milliseconds.
     pub forbidden_probe_ms: i64,
+    /// Idle, the worker looks for due jobs at least this often (it is also woken by new work).
+    pub idle_poll_ms: i64,
 }
 
 impl Default for WorkerSettings {
@@ -38,6 +40,7 @@ impl Default for WorkerSettings {
             retry_cap_ms: 5 * 60 * 1000,
             lease_ms: 15_000,
             forbidden_probe_ms: 60_000,
+            idle_poll_ms: 1_000,
         }
     }
 }
@@ -190,8 +193,8 @@ impl PushWorker {
             }
         }
         let wait = match self.store.next_push_due().await {
-            Ok(Some(due)) => (due - now_unix_ms()).clamp(0, 1000),
-            _ => 1000,
+            Ok(Some(due)) => (due - now_unix_ms()).clamp(0, self.settings.idle_poll_ms),
+            _ => self.settings.idle_poll_ms,
         };
         tokio::select! {
             _ = self.store.outbox_changed() => {}

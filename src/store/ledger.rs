@@ -23,11 +23,28 @@ impl Store {
         &self,
         program: &str,
         events: &[LedgerEvent],
-        decide: impl FnOnce(&Snapshot) -> Plan,
+        decide: impl Fn(&Snapshot) -> Plan,
     ) -> StoreResult<Plan> {
         if events.is_empty() {
             return Ok(Plan::default());
         }
+        // A batch that loses a race with another instance's (both creating one member, or a deadlock
+        // between their locks) rolled back whole; decided again, it sees the winner's commit.
+        let mut attempt = 0;
+        loop {
+            match self.try_ledger_batch(program, events, &decide).await {
+                Err(e) if e.is_conflict() && attempt < super::CONFLICT_RETRIES => attempt += 1,
+                result => return result,
+            }
+        }
+    }
+
+    async fn try_ledger_batch(
+        &self,
+        program: &str,
+        events: &[LedgerEvent],
+        decide: &impl Fn(&Snapshot) -> Plan,
+    ) -> StoreResult<Plan> {
         let now = crate::time_fmt::now_unix();
         let mut tx = self.writer.begin().await?;
         let fresh_event_ids = claim_event_ids(&mut tx, self.sqlite, events, now).await?;
@@ -67,8 +84,11 @@ async fn claim_event_ids(
          ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
         Params::new(sqlite).rows(events.len(), &["{}", "{}", "CAST({} AS BIGINT)", "'applied'", "CAST({} AS BIGINT)"])
     );
+    // Inserted in id order, so two batches sharing ids wait on each other instead of deadlocking.
+    let mut sorted: Vec<&LedgerEvent> = events.iter().collect();
+    sorted.sort_by(|a, b| a.id.cmp(&b.id));
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for e in events {
+    for e in sorted {
         query = query.bind(e.id.clone()).bind(e.member_id.clone()).bind(e.sequence).bind(now);
     }
     let rows = query.fetch_all(&mut **tx).await?;

@@ -54,7 +54,7 @@ pub(crate) async fn read_members(
     let program_param = p.next();
     let sql = format!(
         "SELECT {MEMBER_COLUMNS} FROM members m JOIN apple_passes p ON p.program = m.program AND p.member_id = m.member_id \
-         WHERE m.program = {program_param} AND m.member_id IN ({}){lock}",
+         WHERE m.program = {program_param} AND m.member_id IN ({}) ORDER BY m.member_id{lock}",
         p.list(member_ids.len())
     );
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(program.to_string());
@@ -123,11 +123,27 @@ impl Store {
     /// Changes one member through the admin API in one transaction: reads it (locked on PostgreSQL),
     /// lets `decide` plan the change from it and the time, writes the plan with the same writer as the
     /// ledger, and answers the member as it now stands (None if it does not exist) with what `decide` said.
+    /// A transaction that loses a race with another instance (both creating the member) is decided again.
     pub async fn apply_member_change<T>(
         &self,
         program: &str,
         member_id: &str,
-        decide: impl FnOnce(Option<&MemberRecord>, i64) -> (Plan, T),
+        decide: impl Fn(Option<&MemberRecord>, i64) -> (Plan, T),
+    ) -> StoreResult<(Option<MemberRecord>, T)> {
+        let mut attempt = 0;
+        loop {
+            match self.try_member_change(program, member_id, &decide).await {
+                Err(e) if e.is_conflict() && attempt < super::CONFLICT_RETRIES => attempt += 1,
+                result => return result,
+            }
+        }
+    }
+
+    async fn try_member_change<T>(
+        &self,
+        program: &str,
+        member_id: &str,
+        decide: &impl Fn(Option<&MemberRecord>, i64) -> (Plan, T),
     ) -> StoreResult<(Option<MemberRecord>, T)> {
         let now = crate::time_fmt::now_unix();
         let mut tx = self.writer.begin().await?;

@@ -4,26 +4,26 @@
 //! this avoids busy errors on lock upgrades) while reads use a pool of their own; on PostgreSQL both are
 //! the same pool.
 
+mod connect;
 mod ledger;
 mod members;
+mod notify;
 mod outbox;
 mod registrations;
 mod write;
 
 pub use crate::model::{EventStatus, LedgerEvent, MemberChange, MemberRecord, UpsertOutcome};
+pub use connect::DatabaseOptions;
 pub use outbox::{PushJob, PushOutcome, PushResult};
 pub use registrations::{DeviceRecord, Registered};
 
-use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
-use sqlx::{AnyPool, Executor, Row};
+use sqlx::{AnyPool, Row};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -53,6 +53,18 @@ impl StoreError {
         }
     }
 }
+
+impl StoreError {
+    /// True when a transaction lost a race with a concurrent one (PostgreSQL: a unique key both inserted,
+    /// a serialization failure or a deadlock); it was rolled back whole and may simply run again.
+    pub fn is_conflict(&self) -> bool {
+        let StoreError::Sql(sqlx::Error::Database(db)) = self else { return false };
+        matches!(db.code().as_deref(), Some("23505" | "40001" | "40P01"))
+    }
+}
+
+/// How many times a transaction that lost a race is decided and written again.
+const CONFLICT_RETRIES: u32 = 5;
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -129,17 +141,13 @@ pub struct Store {
     writer: AnyPool,
     reader: AnyPool,
     sqlite: bool,
+    /// For the PostgreSQL change listener's own connection.
+    url: Arc<str>,
     /// Bumped after every commit that changed a pass here; caches compare it to know they are fresh.
     generation: Arc<AtomicU64>,
     /// Woken after a commit that may have written push jobs.
     outbox_signal: Arc<Notify>,
 }
-
-/// SQLite's page cache per connection. The writer does the batches and keeps SQLite's default (2 MiB);
-/// the eight readers do single-row lookups that the operating system's file cache serves as well, so
-/// each keeps 512 KiB and the process stays small (the signed-pass cache has the memory budget).
-const WRITER_CACHE_KIB: u32 = 2000;
-const READER_CACHE_KIB: u32 = 512;
 
 /// The embedded migrations (`migrations/<back end>/NNNN_name.sql`, checked in at compile time): the same
 /// schema for each back end, in its own dialect where the two differ.
@@ -147,11 +155,12 @@ static SQLITE_MIGRATOR: Migrator = sqlx_macros::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATOR: Migrator = sqlx_macros::migrate!("migrations/postgres");
 
 impl Store {
-    fn new(writer: AnyPool, reader: AnyPool, sqlite: bool) -> Store {
+    pub(crate) fn new(writer: AnyPool, reader: AnyPool, sqlite: bool, url: &str) -> Store {
         Store {
             writer,
             reader,
             sqlite,
+            url: Arc::from(url),
             generation: Arc::new(AtomicU64::new(0)),
             outbox_signal: Arc::new(Notify::new()),
         }
@@ -171,54 +180,6 @@ impl Store {
     /// Completes when push jobs may be waiting (after a change), or spuriously.
     pub async fn outbox_changed(&self) {
         self.outbox_signal.notified().await
-    }
-
-    /// Opens the database (creating a SQLite file if missing). Does not migrate.
-    pub async fn connect(url: &str) -> StoreResult<Store> {
-        sqlx::any::install_default_drivers();
-        if url.starts_with("sqlite:") {
-            let url = if url.contains("mode=") {
-                url.to_string()
-            } else if url.contains('?') {
-                format!("{url}&mode=rwc")
-            } else {
-                format!("{url}?mode=rwc")
-            };
-            let options = AnyConnectOptions::from_str(&url)?;
-            fn pragmas(
-                conn: &mut sqlx::AnyConnection,
-                cache_kib: u32,
-            ) -> futures_core::future::BoxFuture<'_, Result<(), sqlx::Error>> {
-                Box::pin(async move {
-                    // WAL lets readers run beside the writer; FULL syncs each commit so an answered
-                    // request survives a crash of the machine, not only of the process.
-                    conn.execute("PRAGMA journal_mode = WAL").await?;
-                    conn.execute("PRAGMA synchronous = FULL").await?;
-                    conn.execute("PRAGMA busy_timeout = 10000").await?;
-                    conn.execute("PRAGMA foreign_keys = ON").await?;
-                    let cache = format!("PRAGMA cache_size = -{cache_kib}");
-                    conn.execute(sqlx::AssertSqlSafe(cache)).await?;
-                    Ok(())
-                })
-            }
-            let writer = AnyPoolOptions::new()
-                .max_connections(1)
-                .acquire_timeout(Duration::from_secs(30))
-                .after_connect(move |conn, _| pragmas(conn, WRITER_CACHE_KIB))
-                .connect_with(options.clone())
-                .await?;
-            let reader = AnyPoolOptions::new()
-                .max_connections(8)
-                .acquire_timeout(Duration::from_secs(30))
-                .after_connect(move |conn, _| pragmas(conn, READER_CACHE_KIB))
-                .connect_with(options)
-                .await?;
-            Ok(Store::new(writer, reader, true))
-        } else {
-            let pool =
-                AnyPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(30)).connect(url).await?;
-            Ok(Store::new(pool.clone(), pool, false))
-        }
     }
 
     pub async fn migrate(&self) -> StoreResult<()> {

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use sqlx::{Any, Row, Transaction};
 
+use super::notify::announce_outbox;
 use super::outbox::enqueue_pushes;
 use super::{EventStatus, MemberRecord, Params, StoreResult};
 use crate::plan::{PassChange, Plan};
@@ -25,6 +26,7 @@ pub(crate) async fn write_plan(tx: &mut Transaction<'static, Any>, sqlite: bool,
         update_passes(tx, sqlite, &plan.changed_passes, &mut next_tag).await?;
         let serials: Vec<&str> = plan.changed_passes.iter().map(|p| p.serial_number.as_str()).collect();
         enqueue_pushes(tx, sqlite, &serials).await?;
+        announce_outbox(tx, sqlite).await?;
     }
     record_event_statuses(tx, sqlite, &plan.event_statuses_to_record).await
 }
@@ -67,13 +69,8 @@ async fn insert_members(tx: &mut Transaction<'static, Any>, sqlite: bool, create
     );
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
     for r in created {
-        query = query
-            .bind(r.program.clone())
-            .bind(r.member_id.clone())
-            .bind(r.public_id.clone());
-        query = bind_member_fields(query, r)
-            .bind(r.created_at)
-            .bind(r.updated_at);
+        query = query.bind(r.program.clone()).bind(r.member_id.clone()).bind(r.public_id.clone());
+        query = bind_member_fields(query, r).bind(r.created_at).bind(r.updated_at);
     }
     query.execute(&mut **tx).await?;
     Ok(())
@@ -150,9 +147,7 @@ async fn update_members(tx: &mut Transaction<'static, Any>, sqlite: bool, update
     );
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
     for r in updated {
-        query = query
-            .bind(r.program.clone())
-            .bind(r.member_id.clone());
+        query = query.bind(r.program.clone()).bind(r.member_id.clone());
         query = bind_member_fields(query, r).bind(r.updated_at);
     }
     query.execute(&mut **tx).await?;

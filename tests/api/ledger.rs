@@ -269,11 +269,8 @@ async fn a_403_stops_pushes_keeps_the_job_and_says_so() {
     assert!(metrics.contains("tessera_pushes_total{result=\"forbidden\"} 1"), "{metrics}");
 
     // doctor reads the state from the database.
-    let out = crate::helpers::tessera(
-        &["doctor"],
-        &crate::helpers::repo(),
-        &[("TESSERA_DATABASE_URL", &app.database_url)],
-    );
+    let out =
+        crate::helpers::tessera(&["doctor"], &crate::helpers::repo(), &[("TESSERA_DATABASE_URL", &app.database_url)]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("APNs refused") && text.contains("BadCertificate"), "{text}");

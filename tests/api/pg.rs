@@ -54,7 +54,9 @@ fn as_postgres(program: &Path) -> Command {
 
 fn start() -> Option<Cluster> {
     let Some(bin) = bin_dir() else {
-        eprintln!("note: PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb); the PostgreSQL run is skipped and these tests run on SQLite");
+        eprintln!(
+            "note: PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb); the PostgreSQL run is skipped and these tests run on SQLite"
+        );
         return None;
     };
     let dir = tempfile::Builder::new().prefix("tessera-pg").tempdir().ok()?;
@@ -111,10 +113,10 @@ fn wait_until_ready(base: &str) {
 
 /// A fresh, empty PostgreSQL database's URL, or `None` when PostgreSQL is not installed.
 pub async fn fresh_database() -> Option<String> {
-    let cluster = tokio::task::spawn_blocking(|| CLUSTER.get_or_init(start).as_ref().map(|c| c.base.clone()))
-        .await
-        .unwrap()?;
-    let name = format!("t_{}", hex::encode(openssl::sha::sha256(tessera::ids::random_token(16).as_bytes()))[..16].to_string());
+    let cluster =
+        tokio::task::spawn_blocking(|| CLUSTER.get_or_init(start).as_ref().map(|c| c.base.clone())).await.unwrap()?;
+    let name =
+        format!("t_{}", hex::encode(openssl::sha::sha256(tessera::ids::random_token(16).as_bytes()))[..16].to_string());
     let mut admin = sqlx::PgConnection::connect(&format!("{cluster}/postgres")).await.unwrap();
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await.unwrap();
     Some(format!("{cluster}/{name}"))

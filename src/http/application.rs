@@ -1,0 +1,149 @@
+//! `Application`: a bound, ready instance of the role the settings name: the HTTP server, the push
+//! worker (with, on PostgreSQL, the listener that wakes it), or both; and its graceful shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
+
+use super::{configure, not_found, observe, openapi};
+use crate::app::AppState;
+use crate::apple::SigningIdentity;
+use crate::push::apns::Credentials;
+use crate::push::{ApnsClient, PushWorker, WorkerSettings};
+use crate::settings::{ApnsAuth, Settings};
+
+/// The APNs client the settings describe, authenticated by the pass certificate or a .p8 token.
+pub fn apns_client(settings: &Settings, identity: &SigningIdentity) -> anyhow::Result<ApnsClient> {
+    let credentials = match (&settings.apns_auth, &settings.apns_key, &settings.apns_key_id) {
+        (ApnsAuth::Certificate, _, _) => Credentials::Certificate,
+        (ApnsAuth::Token, Some(key), Some(key_id)) => {
+            let team = settings.apns_team_id.as_deref().unwrap_or(&identity.team_id);
+            ApnsClient::token_credentials(key, key_id, team)?
+        }
+        (ApnsAuth::Token, _, _) => {
+            anyhow::bail!("TESSERA_APNS_AUTH is token but TESSERA_APNS_KEY or TESSERA_APNS_KEY_ID is unset")
+        }
+    };
+    Ok(ApnsClient::new(
+        &settings.apns_url,
+        &identity.pass_type_id,
+        identity,
+        credentials,
+        settings.apns_ca.as_deref(),
+        settings.apns_connections,
+    )?)
+}
+
+/// A bound, ready instance: tests start it on port 0 and read `local_addr`.
+pub struct Application {
+    /// None for a worker-only instance.
+    listener: Option<std::net::TcpListener>,
+    state: AppState,
+    /// None for an API-only instance.
+    worker: Option<PushWorker>,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        if !settings.role.serves_http() {
+            return Self::start(settings, None).await;
+        }
+        let listen = settings.listen;
+        let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
+            anyhow::Error::new(e)
+                .context(format!("TESSERA_LISTEN: cannot listen on {listen}; choose a free address and port"))
+        })?;
+        Self::with_listener(settings, listener).await
+    }
+
+    /// Serves on a listener bound by the caller (tests bind port 0 first, to know the public URL).
+    pub async fn with_listener(settings: Settings, listener: tokio::net::TcpListener) -> anyhow::Result<Application> {
+        let listener = settings.role.serves_http().then(|| listener.into_std()).transpose()?;
+        Self::start(settings, listener).await
+    }
+
+    async fn start(settings: Settings, listener: Option<std::net::TcpListener>) -> anyhow::Result<Application> {
+        let state = AppState::build(settings).await?;
+        let worker = if state.settings.role.runs_worker() {
+            let apns = apns_client(&state.settings, state.passes.identity())?;
+            let worker_settings = WorkerSettings {
+                retry_base_ms: state.settings.push_retry_base_ms,
+                lease_ms: state.settings.push_lease_ms,
+                // With LISTEN/NOTIFY waking it, PostgreSQL's worker polls only as a fallback.
+                idle_poll_ms: if state.store.is_sqlite() { 1_000 } else { 5_000 },
+                ..WorkerSettings::default()
+            };
+            Some(PushWorker::new(state.store.clone(), Arc::new(apns), state.metrics.clone(), worker_settings))
+        } else {
+            None
+        };
+        Ok(Application { listener, state, worker })
+    }
+
+    /// The HTTP address; None for a worker-only instance.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.listener.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves and pushes until `shutdown` completes; then finishes the requests in flight, lets the
+    /// worker finish its round (jobs left wait in the database for the next start), and closes the store.
+    pub async fn run_until(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let (stop_worker, stopped) = tokio::sync::watch::channel(false);
+        let listener_task = self.worker.as_ref().and_then(|_| self.state.store.spawn_outbox_listener());
+        let worker = self.worker.map(|w| tokio::spawn(w.run(stopped)));
+        let served = match self.listener {
+            Some(listener) => serve(&self.state, listener, shutdown).await,
+            None => {
+                shutdown.await;
+                Ok(())
+            }
+        };
+        let _ = stop_worker.send(true);
+        if let Some(worker) = worker {
+            let _ = worker.await;
+        }
+        if let Some(task) = listener_task {
+            task.abort();
+        }
+        self.state.store.close().await;
+        served
+    }
+}
+
+/// Serves HTTP on `listener` until `shutdown`, then lets the requests in flight finish (30 s at most).
+async fn serve(
+    state: &AppState,
+    listener: std::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let data = web::Data::new(state.clone());
+    let document = web::Data::new(openapi::Document::new(&state.settings.public_url));
+    let prefix = state.settings.public_path().to_string();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .app_data(document.clone())
+            .wrap(from_fn(observe))
+            .configure(configure(&prefix))
+            .default_service(web::to(not_found))
+    })
+    .disable_signals()
+    .shutdown_timeout(30)
+    .listen(listener)?
+    .run();
+    let handle = server.handle();
+    tokio::spawn(async move {
+        shutdown.await;
+        handle.stop(true).await;
+    });
+    Ok(server.await?)
+}
