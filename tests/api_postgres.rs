@@ -26,5 +26,7 @@ mod pass_cache;
 mod passes;
 #[path = "api/pg.rs"]
 mod pg;
+#[path = "api/scale_out.rs"]
+mod scale_out;
 #[path = "api/web_service.rs"]
 mod web_service;

@@ -14,4 +14,5 @@ mod openapi;
 mod pass_cache;
 mod passes;
 mod pg;
+mod scale_out;
 mod web_service;
