@@ -20,6 +20,8 @@ mod ledger;
 mod members;
 #[path = "api/openapi.rs"]
 mod openapi;
+#[path = "api/outage.rs"]
+mod outage;
 #[path = "api/pass_cache.rs"]
 mod pass_cache;
 #[path = "api/passes.rs"]

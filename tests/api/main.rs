@@ -11,6 +11,7 @@ mod inspect_corpus;
 mod ledger;
 mod members;
 mod openapi;
+mod outage;
 mod pass_cache;
 mod passes;
 mod pg;

@@ -152,3 +152,73 @@ async fn this_binary_runs_on_the_back_end_it_names() {
         assert!(url.starts_with("sqlite://"), "{url}");
     }
 }
+
+/// A cluster of a test's own, which it can stop and start again (to take the database away).
+pub struct OwnCluster {
+    bin: PathBuf,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl OwnCluster {
+    /// None when PostgreSQL is not installed.
+    pub fn start() -> Option<OwnCluster> {
+        let bin = bin_dir()?;
+        let dir = tempfile::Builder::new().prefix("tessera-pg-own").tempdir().ok()?;
+        if is_root() {
+            let _ = Command::new("chown").args(["-R", "postgres"]).arg(dir.path()).status();
+        }
+        let init = as_postgres(&bin.join("initdb"))
+            .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-instructions", "-D"])
+            .arg(dir.path().join("data"))
+            .output()
+            .expect("initdb runs");
+        assert!(init.status.success(), "initdb failed: {}", String::from_utf8_lossy(&init.stderr));
+        let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
+        let cluster = OwnCluster { bin, dir, port };
+        cluster.up();
+        Some(cluster)
+    }
+
+    pub fn url(&self, database: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+
+    fn pg_ctl(&self, args: &[&str]) {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
+            self.port,
+            self.dir.path().display()
+        );
+        let out = as_postgres(&self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(self.dir.path().join("data"))
+            .args(["-o", &options, "-l"])
+            .arg(self.dir.path().join("log"))
+            .args(args)
+            .output()
+            .expect("pg_ctl runs");
+        assert!(out.status.success(), "pg_ctl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// Starts the server and waits until it accepts connections.
+    pub fn up(&self) {
+        self.pg_ctl(&["-w", "start"]);
+        wait_until_ready(&format!("postgres://postgres@127.0.0.1:{}", self.port));
+    }
+
+    /// Stops the server (fast shutdown: open connections are cut).
+    pub fn down(&self) {
+        self.pg_ctl(&["-w", "-m", "fast", "stop"]);
+    }
+}
+
+impl Drop for OwnCluster {
+    fn drop(&mut self) {
+        let _ = as_postgres(&self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(self.dir.path().join("data"))
+            .args(["-m", "immediate", "stop"])
+            .output();
+    }
+}
