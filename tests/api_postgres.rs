@@ -28,6 +28,8 @@ mod pass_cache;
 mod passes;
 #[path = "api/pg.rs"]
 mod pg;
+#[path = "api/pg_cluster.rs"]
+mod pg_cluster;
 #[path = "api/scale_out.rs"]
 mod scale_out;
 #[path = "api/web_service.rs"]

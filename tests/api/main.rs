@@ -15,5 +15,6 @@ mod outage;
 mod pass_cache;
 mod passes;
 mod pg;
+mod pg_cluster;
 mod scale_out;
 mod web_service;

@@ -11,7 +11,7 @@ use sqlx::Connection;
 
 use crate::apns_standin::StandIn;
 use crate::helpers::{DevicePass, push_token, repo, spawn_app_with};
-use crate::pg::OwnCluster;
+use crate::pg_cluster::OwnCluster;
 
 const MEMBERS: usize = 8;
 

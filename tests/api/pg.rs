@@ -1,125 +1,37 @@
-//! A throwaway PostgreSQL for the `api_postgres` test binary: one cluster per test binary, started on
-//! first use from the installed `postgresql` package on a free port (as the `postgres` user when running
-//! as root, since initdb refuses root), one fresh database per test, stopped when the binary exits.
+//! The `api_postgres` test binary's PostgreSQL: one cluster per test binary (pg_cluster.rs), started on
+//! first use, one fresh database per test, stopped when the binary exits.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::OnceLock;
 
 use sqlx::Connection;
 
+use crate::pg_cluster::{Cluster, create_database};
+
 /// The back end this test binary runs the suite on: `api` runs it on SQLite, `api_postgres` on
-/// PostgreSQL (the same source, compiled twice; see Cargo.toml).
+/// PostgreSQL (the same files, compiled twice; see Cargo.toml).
 pub fn postgres_wanted() -> bool {
     env!("CARGO_CRATE_NAME") == "api_postgres"
 }
 
-struct Cluster {
-    /// `postgres://postgres@127.0.0.1:PORT`
-    base: String,
-    /// Holds the pipe whose closing (this process ending) stops the server.
-    _guard: Mutex<Child>,
-    _dir: tempfile::TempDir,
-}
-
 static CLUSTER: OnceLock<Option<Cluster>> = OnceLock::new();
-
-/// The installed PostgreSQL's bin folder (`/usr/lib/postgresql/<version>/bin`), the newest.
-fn bin_dir() -> Option<PathBuf> {
-    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .ok()?
-        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
-        .filter(|p| p.join("initdb").exists())
-        .collect();
-    versions.sort();
-    versions.pop()
-}
-
-fn is_root() -> bool {
-    Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
-
-/// A command run as the `postgres` user when we are root.
-fn as_postgres(program: &Path) -> Command {
-    if is_root() {
-        let mut cmd = Command::new("runuser");
-        cmd.args(["-u", "postgres", "--"]).arg(program);
-        cmd
-    } else {
-        Command::new(program)
-    }
-}
-
-fn start() -> Option<Cluster> {
-    let Some(bin) = bin_dir() else {
-        eprintln!(
-            "note: PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb); the PostgreSQL run is skipped and these tests run on SQLite"
-        );
-        return None;
-    };
-    let dir = tempfile::Builder::new().prefix("tessera-pg").tempdir().ok()?;
-    let data = dir.path().join("data");
-    if is_root() {
-        let _ = Command::new("chown").args(["-R", "postgres"]).arg(dir.path()).status();
-    }
-    let init = as_postgres(&bin.join("initdb"))
-        .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-instructions", "-D"])
-        .arg(&data)
-        .output()
-        .expect("initdb runs");
-    assert!(init.status.success(), "initdb failed: {}", String::from_utf8_lossy(&init.stderr));
-    let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
-    // postgres runs as a child of a shell that stops it (fast shutdown) when its stdin closes, which
-    // happens when this test binary exits, however it exits.
-    let server = format!(
-        "'{}' -D '{}' -p {port} -k '{}' -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
-         -c full_page_writes=off -c max_connections=400 -c shared_buffers=64MB & pid=$!; cat >/dev/null; kill -INT $pid; wait $pid",
-        bin.join("postgres").display(),
-        data.display(),
-        dir.path().display()
-    );
-    let mut shell = Command::new("sh");
-    if is_root() {
-        shell = Command::new("runuser");
-        shell.args(["-u", "postgres", "--", "sh"]);
-    }
-    let mut child = shell
-        .args(["-c", &server])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("postgres starts");
-    let base = format!("postgres://postgres@127.0.0.1:{port}");
-    wait_until_ready(&base);
-    let _ = child.stdin.as_mut().map(|s| s.flush());
-    Some(Cluster { base, _guard: Mutex::new(child), _dir: dir })
-}
-
-fn wait_until_ready(base: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let url = format!("{base}/postgres");
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    loop {
-        if runtime.block_on(sqlx::PgConnection::connect(&url)).is_ok() {
-            return;
-        }
-        assert!(Instant::now() < deadline, "PostgreSQL did not accept connections within 30 s");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 /// A fresh, empty PostgreSQL database's URL, or `None` when PostgreSQL is not installed.
 pub async fn fresh_database() -> Option<String> {
-    let cluster =
-        tokio::task::spawn_blocking(|| CLUSTER.get_or_init(start).as_ref().map(|c| c.base.clone())).await.unwrap()?;
-    let name =
-        format!("t_{}", hex::encode(openssl::sha::sha256(tessera::ids::random_token(16).as_bytes()))[..16].to_string());
-    let mut admin = sqlx::PgConnection::connect(&format!("{cluster}/postgres")).await.unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await.unwrap();
-    Some(format!("{cluster}/{name}"))
+    let base = tokio::task::spawn_blocking(|| {
+        CLUSTER
+            .get_or_init(|| {
+                let cluster = crate::pg_cluster::start();
+                if cluster.is_none() {
+                    eprintln!("note: PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb); the PostgreSQL run is skipped and these tests run on SQLite");
+                }
+                cluster
+            })
+            .as_ref()
+            .map(|c| c.base.clone())
+    })
+    .await
+    .unwrap()?;
+    Some(create_database(&base).await)
 }
 
 #[test]
@@ -140,7 +52,7 @@ fn the_postgres_run_lists_every_suite_module() {
 async fn this_binary_runs_on_the_back_end_it_names() {
     let dir = tempfile::tempdir().unwrap();
     let url = crate::helpers::database_url(dir.path()).await;
-    if postgres_wanted() && bin_dir().is_some() {
+    if postgres_wanted() && crate::pg_cluster::bin_dir().is_some() {
         assert!(url.starts_with("postgres://"), "{url}");
         let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
         let tables: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
@@ -150,75 +62,5 @@ async fn this_binary_runs_on_the_back_end_it_names() {
         assert_eq!(tables, 0, "each test gets a fresh, empty database");
     } else {
         assert!(url.starts_with("sqlite://"), "{url}");
-    }
-}
-
-/// A cluster of a test's own, which it can stop and start again (to take the database away).
-pub struct OwnCluster {
-    bin: PathBuf,
-    dir: tempfile::TempDir,
-    port: u16,
-}
-
-impl OwnCluster {
-    /// None when PostgreSQL is not installed.
-    pub fn start() -> Option<OwnCluster> {
-        let bin = bin_dir()?;
-        let dir = tempfile::Builder::new().prefix("tessera-pg-own").tempdir().ok()?;
-        if is_root() {
-            let _ = Command::new("chown").args(["-R", "postgres"]).arg(dir.path()).status();
-        }
-        let init = as_postgres(&bin.join("initdb"))
-            .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-instructions", "-D"])
-            .arg(dir.path().join("data"))
-            .output()
-            .expect("initdb runs");
-        assert!(init.status.success(), "initdb failed: {}", String::from_utf8_lossy(&init.stderr));
-        let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
-        let cluster = OwnCluster { bin, dir, port };
-        cluster.up();
-        Some(cluster)
-    }
-
-    pub fn url(&self, database: &str) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
-    }
-
-    fn pg_ctl(&self, args: &[&str]) {
-        let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
-            self.port,
-            self.dir.path().display()
-        );
-        let out = as_postgres(&self.bin.join("pg_ctl"))
-            .arg("-D")
-            .arg(self.dir.path().join("data"))
-            .args(["-o", &options, "-l"])
-            .arg(self.dir.path().join("log"))
-            .args(args)
-            .output()
-            .expect("pg_ctl runs");
-        assert!(out.status.success(), "pg_ctl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    }
-
-    /// Starts the server and waits until it accepts connections.
-    pub fn up(&self) {
-        self.pg_ctl(&["-w", "start"]);
-        wait_until_ready(&format!("postgres://postgres@127.0.0.1:{}", self.port));
-    }
-
-    /// Stops the server (fast shutdown: open connections are cut).
-    pub fn down(&self) {
-        self.pg_ctl(&["-w", "-m", "fast", "stop"]);
-    }
-}
-
-impl Drop for OwnCluster {
-    fn drop(&mut self) {
-        let _ = as_postgres(&self.bin.join("pg_ctl"))
-            .arg("-D")
-            .arg(self.dir.path().join("data"))
-            .args(["-m", "immediate", "stop"])
-            .output();
     }
 }
