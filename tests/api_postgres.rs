@@ -30,6 +30,8 @@ mod passes;
 mod pg;
 #[path = "api/pg_cluster.rs"]
 mod pg_cluster;
+#[path = "api/processes.rs"]
+mod processes;
 #[path = "api/scale_out.rs"]
 mod scale_out;
 #[path = "api/web_service.rs"]

@@ -67,7 +67,8 @@ pub struct PushResult {
     pub at: i64,
 }
 
-/// Writes a push job for every token registered for `serial`, coalescing with a job already waiting.
+/// Writes a push job for every token registered for `serial`, coalescing with a job already waiting. Rows
+/// are written in key order, the order the worker's settling locks them in too, so the two never deadlock.
 pub(crate) async fn enqueue_pushes(
     tx: &mut Transaction<'static, Any>,
     sqlite: bool,
@@ -82,7 +83,7 @@ pub(crate) async fn enqueue_pushes(
     let sql = format!(
         "INSERT INTO push_jobs (pass_type_id, push_token, enqueued_at, generation, attempts, not_before, lease_until) \
          SELECT DISTINCT pass_type_id, push_token, CAST({enqueued} AS BIGINT), 1, 0, CAST({due} AS BIGINT), 0 \
-         FROM registrations WHERE serial_number IN ({}) \
+         FROM registrations WHERE serial_number IN ({}) ORDER BY pass_type_id, push_token \
          ON CONFLICT (pass_type_id, push_token) DO UPDATE SET generation = push_jobs.generation + 1",
         p.list(serials.len())
     );
@@ -154,7 +155,20 @@ impl Store {
         if results.is_empty() {
             return Ok(());
         }
+        let mut attempt = 0;
+        loop {
+            match self.try_record_push_results(results).await {
+                Err(e) if e.is_conflict() && attempt < super::CONFLICT_RETRIES => attempt += 1,
+                result => return result,
+            }
+        }
+    }
+
+    async fn try_record_push_results(&self, results: &[PushResult]) -> StoreResult<()> {
         let mut tx = self.writer.begin().await?;
+        if !self.sqlite {
+            lock_jobs_in_key_order(&mut tx, results).await?;
+        }
         let labels = settle_undelivered(&mut tx, results).await?;
         settle_delivered(&mut tx, self.sqlite, results).await?;
         record_last_attempts(&mut tx, self.sqlite, results, &labels).await?;
@@ -380,5 +394,31 @@ async fn record_history(tx: &mut Tx, sqlite: bool, results: &[PushResult], label
         .bind(HISTORY_ROWS)
         .execute(&mut **tx)
         .await?;
+    Ok(())
+}
+
+/// Locks a round's job rows in key order before settling them (PostgreSQL), the order in which ledger
+/// transactions write them, so settling and a concurrent change queue instead of deadlocking.
+async fn lock_jobs_in_key_order(tx: &mut Tx, results: &[PushResult]) -> StoreResult<()> {
+    let mut by_pass_type: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for r in results {
+        by_pass_type.entry(r.job.pass_type_id.as_str()).or_default().push(r.job.push_token.as_str());
+    }
+    for (pass_type, tokens) in &by_pass_type {
+        for chunk in tokens.chunks(ROWS_PER_STATEMENT) {
+            let mut p = Params::new(false);
+            let pt = p.next();
+            let sql = format!(
+                "SELECT push_token FROM push_jobs WHERE pass_type_id = {pt} AND push_token IN ({}) \
+                 ORDER BY push_token FOR UPDATE",
+                p.list(chunk.len())
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(pass_type.to_string());
+            for token in chunk {
+                query = query.bind(token.to_string());
+            }
+            query.fetch_all(&mut **tx).await?;
+        }
+    }
     Ok(())
 }

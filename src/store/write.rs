@@ -11,24 +11,32 @@ use super::outbox::enqueue_pushes;
 use super::{EventStatus, MemberRecord, Params, StoreResult};
 use crate::plan::{PassChange, Plan};
 
-/// Writes `plan` in the caller's transaction: new members and passes, member updates, a new update tag
-/// for every new or changed pass, push jobs for the changed ones, and the ledger statuses to record.
+/// Writes `plan` in the caller's transaction: new members, member updates, push jobs for the changed
+/// passes, the ledger statuses to record, and last a new update tag for every new or changed pass with the
+/// passes themselves. The tags come last because the counter row they are reserved from stays locked
+/// until commit: every changing transaction of every instance queues on it, so it is held for as few
+/// statements as possible.
 pub(crate) async fn write_plan(tx: &mut Transaction<'static, Any>, sqlite: bool, plan: &Plan) -> StoreResult<()> {
-    let mut next_tag = reserve_update_tags(tx, plan.created.len() + plan.changed_passes.len()).await?;
     if !plan.created.is_empty() {
         insert_members(tx, sqlite, &plan.created).await?;
-        insert_passes(tx, sqlite, &plan.created, &mut next_tag).await?;
     }
     if !plan.updated.is_empty() {
         update_members(tx, sqlite, &plan.updated).await?;
     }
     if !plan.changed_passes.is_empty() {
-        update_passes(tx, sqlite, &plan.changed_passes, &mut next_tag).await?;
         let serials: Vec<&str> = plan.changed_passes.iter().map(|p| p.serial_number.as_str()).collect();
         enqueue_pushes(tx, sqlite, &serials).await?;
         announce_outbox(tx, sqlite).await?;
     }
-    record_event_statuses(tx, sqlite, &plan.event_statuses_to_record).await
+    record_event_statuses(tx, sqlite, &plan.event_statuses_to_record).await?;
+    let mut next_tag = reserve_update_tags(tx, plan.created.len() + plan.changed_passes.len()).await?;
+    if !plan.created.is_empty() {
+        insert_passes(tx, sqlite, &plan.created, &mut next_tag).await?;
+    }
+    if !plan.changed_passes.is_empty() {
+        update_passes(tx, sqlite, &plan.changed_passes, &mut next_tag).await?;
+    }
+    Ok(())
 }
 
 /// Reserves `count` consecutive tags from the global counter and answers the first. The counter row stays

@@ -1,58 +1,14 @@
 //! The built binary, killed (SIGKILL) right after answering a webhook while APNs is unreachable, then
 //! restarted: the accepted event's push is still delivered, once.
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 use crate::apns_standin::StandIn;
+use crate::processes::{free_addr, start};
 use crate::helpers::{ADMIN_TOKEN, DevicePass, WEBHOOK_SECRET, pass_json, push_token, repo, unzip};
-
-pub(crate) struct Server {
-    pub(crate) child: Child,
-    pub(crate) base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `tessera serve` on a free port with the given environment; answers once it listens.
-pub(crate) fn start(env: &[(&str, String)]) -> Server {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
-    cmd.arg("serve").current_dir(repo()).env("NO_COLOR", "1").stderr(Stdio::piped());
-    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("TESSERA_")) {
-        cmd.env_remove(k);
-    }
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut sent = false;
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if !sent && let Some(rest) = line.split("address=").nth(1) {
-                let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_string());
-                sent = true;
-            }
-        }
-    });
-    let address = rx.recv_timeout(Duration::from_secs(30)).expect("serve logs its address");
-    Server { child, base: format!("http://{address}") }
-}
-
-/// A loopback address nothing listens on yet (another program could take it first; unlikely here).
-pub(crate) fn free_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
-}
 
 /// Creates a member on the child server, downloads its pass, and registers a device with `push_token`
 /// through the web service, as an iPhone would.

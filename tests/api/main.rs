@@ -16,5 +16,6 @@ mod pass_cache;
 mod passes;
 mod pg;
 mod pg_cluster;
+mod processes;
 mod scale_out;
 mod web_service;

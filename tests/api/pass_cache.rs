@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use crate::crash::{free_addr, start};
+use crate::processes::{free_addr, start};
 use crate::helpers::{ADMIN_TOKEN, TestApp, WEBHOOK_SECRET, pass_json, repo, spawn_app, spawn_app_with, unzip};
 
 /// A counter from /metrics.

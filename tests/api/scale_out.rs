@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::apns_standin::StandIn;
-use crate::crash::{Server, free_addr, start};
+use crate::processes::{Server, free_addr, start};
 use crate::helpers::{ADMIN_TOKEN, WEBHOOK_SECRET, database_url, pass_json, push_token, repo, unzip};
 
 const MEMBERS: usize = 1_000;
