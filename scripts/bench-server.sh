@@ -24,11 +24,11 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-echo "== starting ${BIN} serve on ${BASE} (database ${WORK}/bench.db, log ${WORK}/server.log)"
+echo "== starting ${BIN} serve on ${BASE} (database ${DATABASE_URL:-${WORK}/bench.db}, log ${WORK}/server.log)"
 env -u TESSERA_CONFIG \
     TESSERA_LISTEN="127.0.0.1:${PORT}" \
     TESSERA_PUBLIC_URL="${BASE}" \
-    TESSERA_DATABASE_URL="sqlite://${WORK}/bench.db" \
+    TESSERA_DATABASE_URL="${DATABASE_URL:-sqlite://${WORK}/bench.db}" \
     TESSERA_ADMIN_TOKEN="${TOKEN}" \
     TESSERA_WEBHOOK_SECRET="${WEBHOOK_SECRET:-bench-webhook-secret-0123456789abcdef}" \
     "$BIN" serve >"${WORK}/server.log" 2>&1 &

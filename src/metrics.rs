@@ -47,6 +47,9 @@ impl Histogram {
 }
 
 const LATENCY_BOUNDS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+/// Webhook to push can take minutes when APNs is slow or a push is retried: alerts need those buckets.
+const PUSH_LATENCY_BOUNDS: &[f64] =
+    &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0];
 
 pub struct Metrics {
     http_requests: Mutex<BTreeMap<(String, u16), u64>>,
@@ -72,7 +75,7 @@ impl Default for Metrics {
             http_requests: Mutex::new(BTreeMap::new()),
             webhook_events: Mutex::new(BTreeMap::new()),
             pushes: Mutex::new(BTreeMap::new()),
-            push_latency: Histogram::new(LATENCY_BOUNDS),
+            push_latency: Histogram::new(PUSH_LATENCY_BOUNDS),
             outbox_depth: AtomicU64::new(0),
             apns_forbidden: AtomicU64::new(0),
             http_duration: Histogram::new(LATENCY_BOUNDS),

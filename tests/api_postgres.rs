@@ -8,6 +8,8 @@ mod apns_standin;
 mod cli;
 #[path = "api/crash.rs"]
 mod crash;
+#[path = "api/deploy.rs"]
+mod deploy;
 #[path = "api/examples.rs"]
 mod examples;
 #[path = "api/helpers.rs"]

@@ -44,10 +44,16 @@ impl StoreError {
         match e {
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => true,
             sqlx::Error::WorkerCrashed => true,
-            // PostgreSQL: connection exceptions (08…), too many connections (53300), shutting down (57P0…);
+            // PostgreSQL: connection exceptions (08…), too many connections (53300), shutting down (57P0…),
+            // a statement cancelled by statement_timeout (57014: the database is too slow right now);
             // SQLite: busy or locked past the busy timeout.
             sqlx::Error::Database(db) => db.code().is_some_and(|code| {
-                code.starts_with("08") || code == "53300" || code.starts_with("57P0") || code == "5" || code == "6"
+                code.starts_with("08")
+                    || code == "53300"
+                    || code.starts_with("57P0")
+                    || code == "57014"
+                    || code == "5"
+                    || code == "6"
             }),
             _ => false,
         }

@@ -5,6 +5,7 @@
 mod apns_standin;
 mod cli;
 mod crash;
+mod deploy;
 mod examples;
 mod helpers;
 mod inspect_corpus;
