@@ -20,8 +20,7 @@ sqlite:*)
     FILE="${URL#sqlite://}"
     FILE="${FILE%%\?*}"
     command -v sqlite3 >/dev/null || { echo "seed-large: sqlite3 is missing (apt-get install sqlite3)" >&2; exit 1; }
-    sqlite3 "$FILE" <<SQL
-PRAGMA busy_timeout = 60000;
+    sqlite3 -cmd ".timeout 60000" "$FILE" <<SQL
 BEGIN;
 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ${MEMBERS})
 INSERT INTO members (program, member_id, public_id, name, tier, points, locale, attributes, retired, ledger_sequence, created_at, updated_at)
