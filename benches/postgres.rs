@@ -83,11 +83,18 @@ async fn register(client: &reqwest::Client, bases: &[String], database: &str) {
     let limit = Arc::new(tokio::sync::Semaphore::new(8));
     let mut tasks = tokio::task::JoinSet::new();
     for (i, (pt, serial, auth)) in passes.into_iter().enumerate() {
-        let (client, base, permit) = (client.clone(), bases[i % bases.len()].clone(), limit.clone().acquire_owned().await);
+        let (client, base, permit) =
+            (client.clone(), bases[i % bases.len()].clone(), limit.clone().acquire_owned().await);
         tasks.spawn(async move {
             let token = format!("be{:062x}", i);
             let url = format!("{base}/v1/devices/bench-{i}/registrations/{pt}/{serial}");
-            let r = client.post(url).header("authorization", format!("ApplePass {auth}")).json(&json!({"pushToken": token})).send().await.unwrap();
+            let r = client
+                .post(url)
+                .header("authorization", format!("ApplePass {auth}"))
+                .json(&json!({"pushToken": token}))
+                .send()
+                .await
+                .unwrap();
             assert_eq!(r.status(), 201);
             drop(permit);
         });
@@ -118,10 +125,13 @@ async fn run(base: &str, instances: usize, devices: bool) -> (f64, f64, usize) {
     let mut requests = tokio::task::JoinSet::new();
     for r in 0..REQUESTS {
         let events: Vec<Value> = (r * 100..(r + 1) * 100)
-            .map(|i| json!({"id": format!("e-{i}"), "member_id": format!("B-{}", i % MEMBERS), "sequence": 1 + i / MEMBERS,
-                            "points": i, "tier": "gold"}))
+            .map(|i| {
+                json!({"id": format!("e-{i}"), "member_id": format!("B-{}", i % MEMBERS), "sequence": 1 + i / MEMBERS,
+                            "points": i, "tier": "gold"})
+            })
             .collect();
-        let (client, base, permit) = (client.clone(), bases[r % instances].clone(), limit.clone().acquire_owned().await);
+        let (client, base, permit) =
+            (client.clone(), bases[r % instances].clone(), limit.clone().acquire_owned().await);
         requests.spawn(async move {
             post(&client, &base, &events).await;
             drop(permit);
@@ -157,14 +167,18 @@ fn main() {
         return;
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    for (instances, devices) in [(1, false), (3, false), (1, true), (3, true), (1, false), (3, false), (1, true), (3, true)] {
+    for (instances, devices) in
+        [(1, false), (3, false), (1, true), (3, true), (1, false), (3, false), (1, true), (3, true)]
+    {
         let (events, pushes, count) = runtime.block_on(run(&cluster.base, instances, devices));
         if devices {
             println!(
                 "RESULT postgres, {instances} instance(s), a device per member: {events:.0} events/s (30,000 in batches of 100, 4 in flight); {pushes:.0} pushes/s ({count} pushes, coalesced, first request to last push)"
             );
         } else {
-            println!("RESULT postgres, {instances} instance(s), no devices: {events:.0} events/s (30,000 in batches of 100, 4 in flight)");
+            println!(
+                "RESULT postgres, {instances} instance(s), no devices: {events:.0} events/s (30,000 in batches of 100, 4 in flight)"
+            );
         }
     }
 }

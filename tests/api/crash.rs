@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::apns_standin::StandIn;
-use crate::processes::{free_addr, start};
 use crate::helpers::{ADMIN_TOKEN, DevicePass, WEBHOOK_SECRET, pass_json, push_token, repo, unzip};
+use crate::processes::{free_addr, start};
 
 /// Creates a member on the child server, downloads its pass, and registers a device with `push_token`
 /// through the web service, as an iPhone would.

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use crate::processes::{free_addr, start};
 use crate::helpers::{ADMIN_TOKEN, TestApp, WEBHOOK_SECRET, pass_json, repo, spawn_app, spawn_app_with, unzip};
+use crate::processes::{free_addr, start};
 
 /// A counter from /metrics.
 async fn metric(app_base: &str, name: &str) -> u64 {

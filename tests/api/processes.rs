@@ -20,6 +20,12 @@ impl Drop for Server {
 
 /// Starts `tessera serve` on a free port with the given environment; answers once it listens.
 pub fn start(env: &[(&str, String)]) -> Server {
+    start_logging(env, "address=")
+}
+
+/// Starts `tessera serve` and answers once a log line contains `marker`; the server's address is read
+/// from an `address=` in that line when there is one.
+pub fn start_logging(env: &[(&str, String)], marker: &'static str) -> Server {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
     cmd.arg("serve").current_dir(env!("CARGO_MANIFEST_DIR")).env("NO_COLOR", "1").stderr(Stdio::piped());
     for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("TESSERA_")) {
@@ -34,13 +40,14 @@ pub fn start(env: &[(&str, String)]) -> Server {
     std::thread::spawn(move || {
         let mut sent = false;
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if !sent && let Some(rest) = line.split("address=").nth(1) {
-                let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_string());
+            if !sent && line.contains(marker) {
+                let address = line.split("address=").nth(1).and_then(|r| r.split_whitespace().next());
+                let _ = tx.send(address.unwrap_or("").to_string());
                 sent = true;
             }
         }
     });
-    let address = rx.recv_timeout(Duration::from_secs(30)).expect("serve logs its address");
+    let address = rx.recv_timeout(Duration::from_secs(30)).expect("serve logs that it started");
     Server { child, base: format!("http://{address}") }
 }
 
@@ -48,4 +55,3 @@ pub fn start(env: &[(&str, String)]) -> Server {
 pub fn free_addr() -> SocketAddr {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
 }
-

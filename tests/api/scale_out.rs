@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::apns_standin::StandIn;
-use crate::processes::{Server, free_addr, start};
 use crate::helpers::{ADMIN_TOKEN, WEBHOOK_SECRET, database_url, pass_json, push_token, repo, unzip};
+use crate::processes::{Server, free_addr, start};
 
 const MEMBERS: usize = 1_000;
 const UNIQUE_EVENTS: usize = 7_200;
@@ -279,4 +279,98 @@ async fn send_across(
         }
     }
     last_sent
+}
+
+fn with_role(database: &str, apns: &StandIn, role: &str) -> Server {
+    let listen = free_addr();
+    start_role(&[
+        ("TESSERA_ROLE", role.to_string()),
+        ("TESSERA_LISTEN", listen.to_string()),
+        ("TESSERA_PUBLIC_URL", format!("http://{listen}")),
+        ("TESSERA_DATABASE_URL", database.to_string()),
+        ("TESSERA_ADMIN_TOKEN", ADMIN_TOKEN.to_string()),
+        ("TESSERA_WEBHOOK_SECRET", WEBHOOK_SECRET.to_string()),
+        ("TESSERA_APNS_URL", apns.url.clone()),
+        ("TESSERA_APNS_CA", apns.ca_path.display().to_string()),
+        ("TESSERA_TEMPLATES_DIR", repo().join("templates").display().to_string()),
+    ])
+}
+
+/// Starts `tessera serve`; a worker-only instance logs no address, so this waits for its start line.
+fn start_role(env: &[(&str, String)]) -> Server {
+    if env.iter().any(|(k, v)| *k == "TESSERA_ROLE" && v == "worker") {
+        crate::processes::start_logging(env, "tessera is pushing")
+    } else {
+        start(env)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_instance_and_a_worker_instance_split_the_work() {
+    if !crate::pg::postgres_wanted() {
+        eprintln!("note: the roles test runs in the api_postgres binary (PostgreSQL)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let database = database_url(dir.path()).await;
+    if !database.starts_with("postgres://") {
+        eprintln!("note: PostgreSQL is not installed; the roles test is skipped");
+        return;
+    }
+    let apns = StandIn::start(&[&repo().join("certs-example/root.pem")]).await;
+    let api = with_role(&database, &apns, "api");
+    let client = reqwest::Client::new();
+    post_events(
+        &client,
+        &api.base,
+        &[json!({"id": "r-0", "member_id": "R-1", "sequence": 0, "points": 0, "tier": "gold"})],
+    )
+    .await
+    .unwrap();
+    let tokens = register_one(&client, &api.base, "R-1").await;
+    post_events(
+        &client,
+        &api.base,
+        &[json!({"id": "r-1", "member_id": "R-1", "sequence": 1, "points": 5, "tier": "gold"})],
+    )
+    .await
+    .unwrap();
+    // The API instance pushes nothing: the job waits in the outbox.
+    let metrics = client.get(format!("{}/metrics", api.base)).send().await.unwrap().text().await.unwrap();
+    assert!(!metrics.contains("tessera_pushes_total{"), "an api instance does not push: {metrics}");
+    assert!(apns.pushes_to(&tokens).is_empty());
+    // A worker instance (no HTTP listener) drains it.
+    let _worker = with_role(&database, &apns, "worker");
+    apns.wait_for(&tokens, 1).await;
+    wait_for_empty_outbox(&database).await;
+}
+
+/// Registers one device for a member through the web service; answers its push token.
+async fn register_one(client: &reqwest::Client, base: &str, member_id: &str) -> String {
+    let member: Value = client
+        .get(format!("{base}/api/v1/members/{member_id}"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let bytes = client.get(member["links"]["apple"].as_str().unwrap()).send().await.unwrap().bytes().await.unwrap();
+    let pj = pass_json(&unzip(&bytes));
+    let token = push_token("a2");
+    let url = format!(
+        "{base}/v1/devices/role-device/registrations/{}/{}",
+        pj["passTypeIdentifier"].as_str().unwrap(),
+        pj["serialNumber"].as_str().unwrap()
+    );
+    let registered = client
+        .post(url)
+        .header("authorization", format!("ApplePass {}", pj["authenticationToken"].as_str().unwrap()))
+        .json(&json!({ "pushToken": token }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(registered.status(), 201);
+    token
 }
