@@ -16,9 +16,11 @@ const MEMBERS: usize = 1_000;
 const UNIQUE_EVENTS: usize = 7_200;
 const DUPLICATES: usize = 800;
 
-fn instance(database: &str, apns: &StandIn) -> Server {
+/// The settings of an instance on `database` pushing to `apns`, in the given role.
+fn instance_env(database: &str, apns: &StandIn, role: &str) -> Vec<(&'static str, String)> {
     let listen = free_addr();
-    start(&[
+    vec![
+        ("TESSERA_ROLE", role.to_string()),
         ("TESSERA_LISTEN", listen.to_string()),
         ("TESSERA_PUBLIC_URL", format!("http://{listen}")),
         ("TESSERA_DATABASE_URL", database.to_string()),
@@ -27,10 +29,15 @@ fn instance(database: &str, apns: &StandIn) -> Server {
         ("TESSERA_APNS_URL", apns.url.clone()),
         ("TESSERA_APNS_CA", apns.ca_path.display().to_string()),
         ("TESSERA_PUSH_RETRY_BASE_MS", "50".to_string()),
+        // Short, so the killed instance's jobs come back quickly.
         ("TESSERA_PUSH_LEASE_MS", "2000".to_string()),
         ("TESSERA_LOG", "warn,tessera::cli=info".to_string()),
         ("TESSERA_TEMPLATES_DIR", repo().join("templates").display().to_string()),
-    ])
+    ]
+}
+
+fn instance(database: &str, apns: &StandIn) -> Server {
+    start(&instance_env(database, apns, "all"))
 }
 
 /// A tiny deterministic generator for the shuffles.
@@ -188,33 +195,9 @@ async fn register_devices(client: &reqwest::Client, bases: &[String]) -> Vec<[St
         let (client, base, permit) =
             (client.clone(), bases[m % 3].clone(), limit.clone().acquire_owned().await.unwrap());
         tasks.spawn(async move {
-            let member: Value = client
-                .get(format!("{base}/api/v1/members/SO-{m}"))
-                .bearer_auth(ADMIN_TOKEN)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            let bytes =
-                client.get(member["links"]["apple"].as_str().unwrap()).send().await.unwrap().bytes().await.unwrap();
-            let pj = pass_json(&unzip(&bytes));
-            let (pt, serial, auth) = (
-                pj["passTypeIdentifier"].as_str().unwrap(),
-                pj["serialNumber"].as_str().unwrap(),
-                pj["authenticationToken"].as_str().unwrap(),
-            );
             let tokens = [push_token("a0"), push_token("a1")];
             for (d, token) in tokens.iter().enumerate() {
-                let registered = client
-                    .post(format!("{base}/v1/devices/so-{m}-{d}/registrations/{pt}/{serial}"))
-                    .header("authorization", format!("ApplePass {auth}"))
-                    .json(&json!({ "pushToken": token }))
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(registered.status(), 201);
+                register_device(&client, &base, &format!("SO-{m}"), &format!("so-{m}-{d}"), token).await;
             }
             drop(permit);
             (m, tokens)
@@ -281,28 +264,10 @@ async fn send_across(
     last_sent
 }
 
+/// Starts an instance in `role`; a worker-only instance logs no address, so this waits for its start line.
 fn with_role(database: &str, apns: &StandIn, role: &str) -> Server {
-    let listen = free_addr();
-    start_role(&[
-        ("TESSERA_ROLE", role.to_string()),
-        ("TESSERA_LISTEN", listen.to_string()),
-        ("TESSERA_PUBLIC_URL", format!("http://{listen}")),
-        ("TESSERA_DATABASE_URL", database.to_string()),
-        ("TESSERA_ADMIN_TOKEN", ADMIN_TOKEN.to_string()),
-        ("TESSERA_WEBHOOK_SECRET", WEBHOOK_SECRET.to_string()),
-        ("TESSERA_APNS_URL", apns.url.clone()),
-        ("TESSERA_APNS_CA", apns.ca_path.display().to_string()),
-        ("TESSERA_TEMPLATES_DIR", repo().join("templates").display().to_string()),
-    ])
-}
-
-/// Starts `tessera serve`; a worker-only instance logs no address, so this waits for its start line.
-fn start_role(env: &[(&str, String)]) -> Server {
-    if env.iter().any(|(k, v)| *k == "TESSERA_ROLE" && v == "worker") {
-        crate::processes::start_logging(env, "tessera is pushing")
-    } else {
-        start(env)
-    }
+    let env = instance_env(database, apns, role);
+    if role == "worker" { crate::processes::start_logging(&env, "tessera is pushing") } else { start(&env) }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -327,7 +292,8 @@ async fn an_api_instance_and_a_worker_instance_split_the_work() {
     )
     .await
     .unwrap();
-    let tokens = register_one(&client, &api.base, "R-1").await;
+    let tokens = push_token("a2");
+    register_device(&client, &api.base, "R-1", "role-device", &tokens).await;
     post_events(
         &client,
         &api.base,
@@ -345,8 +311,9 @@ async fn an_api_instance_and_a_worker_instance_split_the_work() {
     wait_for_empty_outbox(&database).await;
 }
 
-/// Registers one device for a member through the web service; answers its push token.
-async fn register_one(client: &reqwest::Client, base: &str, member_id: &str) -> String {
+/// Registers `device` with `token` for a member's pass through the web service, as an iPhone does after
+/// downloading the pass.
+async fn register_device(client: &reqwest::Client, base: &str, member_id: &str, device: &str, token: &str) {
     let member: Value = client
         .get(format!("{base}/api/v1/members/{member_id}"))
         .bearer_auth(ADMIN_TOKEN)
@@ -358,19 +325,13 @@ async fn register_one(client: &reqwest::Client, base: &str, member_id: &str) -> 
         .unwrap();
     let bytes = client.get(member["links"]["apple"].as_str().unwrap()).send().await.unwrap().bytes().await.unwrap();
     let pj = pass_json(&unzip(&bytes));
-    let token = push_token("a2");
-    let url = format!(
-        "{base}/v1/devices/role-device/registrations/{}/{}",
-        pj["passTypeIdentifier"].as_str().unwrap(),
-        pj["serialNumber"].as_str().unwrap()
-    );
+    let (pt, serial) = (pj["passTypeIdentifier"].as_str().unwrap(), pj["serialNumber"].as_str().unwrap());
     let registered = client
-        .post(url)
+        .post(format!("{base}/v1/devices/{device}/registrations/{pt}/{serial}"))
         .header("authorization", format!("ApplePass {}", pj["authenticationToken"].as_str().unwrap()))
         .json(&json!({ "pushToken": token }))
         .send()
         .await
         .unwrap();
     assert_eq!(registered.status(), 201);
-    token
 }
