@@ -12,7 +12,8 @@
 //! Each count runs twice: with no devices (the ledger alone) and with a device per member (every applied
 //! event also writes a push job, and the workers push meanwhile).
 //!
-//! Run: `cargo bench --bench postgres` (needs the `postgresql` package). Goals: at least 5,000 events/s
+//! Run: `cargo bench --bench postgres` (needs the `postgresql` package); `BENCH_HTTP_WORKERS=1 cargo bench
+//! --bench postgres` starts every instance with `TESSERA_HTTP_WORKERS=1`. Goals: at least 5,000 events/s
 //! with one instance; three instances at least as fast as one.
 
 #[allow(dead_code)]
@@ -43,7 +44,7 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn instance(database: &str, apns: &StandIn) -> processes::Server {
+fn instance(database: &str, apns: &StandIn, http_workers: usize) -> processes::Server {
     let listen = processes::free_addr();
     processes::start(&[
         ("TESSERA_LISTEN", listen.to_string()),
@@ -54,6 +55,7 @@ fn instance(database: &str, apns: &StandIn) -> processes::Server {
         ("TESSERA_APNS_URL", apns.url.clone()),
         ("TESSERA_APNS_CA", apns.ca_path.display().to_string()),
         ("TESSERA_LOG", "warn,tessera::cli=info".to_string()),
+        ("TESSERA_HTTP_WORKERS", http_workers.to_string()),
     ])
 }
 
@@ -102,11 +104,28 @@ async fn register(client: &reqwest::Client, bases: &[String], database: &str) {
     tasks.join_all().await;
 }
 
+/// Four requests in flight to each instance before the clock starts, so every instance has its database
+/// connections open (as a serving instance has) and none is timed connecting.
+async fn warm_up(client: &reqwest::Client, bases: &[String]) {
+    let mut requests = tokio::task::JoinSet::new();
+    for (b, base) in bases.iter().enumerate() {
+        for k in 0..4 {
+            let (client, base) = (client.clone(), base.clone());
+            let events = vec![json!({"id": format!("w-{b}-{k}"), "member_id": format!("WARM-{b}-{k}"), "sequence": 0, "points": 0, "tier": "gold"})];
+            requests.spawn(async move { post(&client, &base, &events).await });
+        }
+    }
+    requests.join_all().await;
+}
+
 async fn run(base: &str, instances: usize, devices: bool) -> (f64, f64, usize) {
+    // TESSERA_HTTP_WORKERS for every instance (0: one per core); BENCH_HTTP_WORKERS=1 gives three
+    // instances on two cores one event loop each.
+    let workers: usize = std::env::var("BENCH_HTTP_WORKERS").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
     let database = pg_cluster::create_database(base).await;
     let apns = StandIn::start(&[&repo().join("certs-example/root.pem")]).await;
     let servers: Vec<processes::Server> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..instances).map(|_| s.spawn(|| instance(&database, &apns))).collect();
+        let handles: Vec<_> = (0..instances).map(|_| s.spawn(|| instance(&database, &apns, workers))).collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     let bases: Vec<String> = servers.iter().map(|s| s.base.clone()).collect();
@@ -118,6 +137,7 @@ async fn run(base: &str, instances: usize, devices: bool) -> (f64, f64, usize) {
     if devices {
         register(&client, &bases, &database).await;
     }
+    warm_up(&client, &bases).await;
     let pushes_before = apns.pushes().len();
 
     let started = Instant::now();

@@ -87,6 +87,8 @@ pub struct Settings {
     /// Megabytes of signed passes kept in memory per instance; 0 turns the cache off.
     pub pass_cache_mb: u64,
     pub role: Role,
+    /// HTTP worker threads (each its own event loop).
+    pub http_workers: usize,
     pub database: crate::store::DatabaseOptions,
 }
 
@@ -121,6 +123,7 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ),
     ("apns_connections", "2", "HTTP/2 connections kept open to APNs (each carries many concurrent pushes)"),
     ("role", "all", "all (HTTP and the push worker), api (HTTP only) or worker (the push worker only)"),
+    ("http_workers", "0", "HTTP worker threads; 0 means one per CPU core (several instances on one machine may each take fewer)"),
     ("database_pool_size", "16", "PostgreSQL connections per instance (SQLite: one writer and eight readers)"),
     ("database_statement_timeout_ms", "10000", "PostgreSQL statement_timeout; a statement running longer is cancelled"),
     ("database_acquire_timeout_ms", "5000", "how long a request waits for a database connection before answering 503"),
@@ -330,6 +333,10 @@ impl Settings {
             apns_connections: raw.number("apns_connections", 1..=64, "from 1 to 64")?,
             pass_cache_mb: raw.number("pass_cache_mb", 0..=65_536, "of megabytes from 0 (off) to 65536")?,
             role: raw.role()?,
+            http_workers: match raw.number("http_workers", 0..=256, "from 0 (one per core) to 256")? {
+                0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+                n => n,
+            },
             database: crate::store::DatabaseOptions {
                 pool_size: raw.number("database_pool_size", 1..=1000, "of connections from 1 to 1000")?,
                 statement_timeout_ms: raw.number(

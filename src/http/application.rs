@@ -136,6 +136,7 @@ async fn serve(
             .configure(configure(&prefix))
             .default_service(web::to(not_found))
     })
+    .workers(state.settings.http_workers)
     .disable_signals()
     .shutdown_timeout(30)
     .listen(listener)?
