@@ -111,7 +111,9 @@ async fn warm_up(client: &reqwest::Client, bases: &[String]) {
     for (b, base) in bases.iter().enumerate() {
         for k in 0..4 {
             let (client, base) = (client.clone(), base.clone());
-            let events = vec![json!({"id": format!("w-{b}-{k}"), "member_id": format!("WARM-{b}-{k}"), "sequence": 0, "points": 0, "tier": "gold"})];
+            let events = vec![
+                json!({"id": format!("w-{b}-{k}"), "member_id": format!("WARM-{b}-{k}"), "sequence": 0, "points": 0, "tier": "gold"}),
+            ];
             requests.spawn(async move { post(&client, &base, &events).await });
         }
     }

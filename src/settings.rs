@@ -123,7 +123,11 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ),
     ("apns_connections", "2", "HTTP/2 connections kept open to APNs (each carries many concurrent pushes)"),
     ("role", "all", "all (HTTP and the push worker), api (HTTP only) or worker (the push worker only)"),
-    ("http_workers", "0", "HTTP worker threads; 0 means one per CPU core (several instances on one machine may each take fewer)"),
+    (
+        "http_workers",
+        "0",
+        "HTTP worker threads; 0 means one per CPU core (several instances on one machine may each take fewer)",
+    ),
     ("database_pool_size", "16", "PostgreSQL connections per instance (SQLite: one writer and eight readers)"),
     ("database_statement_timeout_ms", "10000", "PostgreSQL statement_timeout; a statement running longer is cancelled"),
     ("database_acquire_timeout_ms", "5000", "how long a request waits for a database connection before answering 503"),
