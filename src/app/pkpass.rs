@@ -50,7 +50,7 @@ impl SignedPassCache {
         SignedPassCache { cache, signing: tokio::sync::Semaphore::new(cores) }
     }
 
-    /// Bytes held now (for tests and /metrics).
+    /// Bytes held now.
     pub fn weight(&self) -> u64 {
         self.cache.as_ref().map_or(0, |c| c.weight())
     }
@@ -96,9 +96,7 @@ async fn build_off_thread(state: &AppState, record: &MemberRecord) -> Result<Byt
         .await
         .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("the signing queue is closed")))?;
     let (task_state, task_record) = (state.clone(), record.clone());
-    let bytes = web::block(move || build_pass(&task_state, &task_record))
-        .await
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("the pass build task failed: {e}")))??;
+    let bytes = web::block(move || build_pass(&task_state, &task_record)).await??;
     Ok(Bytes::from(bytes))
 }
 

@@ -30,13 +30,7 @@ impl Store {
         }
         // A batch that loses a race with another instance's (both creating one member, or a deadlock
         // between their locks) rolled back whole; decided again, it sees the winner's commit.
-        let mut attempt = 0;
-        loop {
-            match self.try_ledger_batch(program, events, &decide).await {
-                Err(e) if e.is_conflict() && attempt < super::CONFLICT_RETRIES => attempt += 1,
-                result => return result,
-            }
-        }
+        super::retry_conflicts(|| self.try_ledger_batch(program, events, &decide)).await
     }
 
     async fn try_ledger_batch(

@@ -130,13 +130,7 @@ impl Store {
         member_id: &str,
         decide: impl Fn(Option<&MemberRecord>, i64) -> (Plan, T),
     ) -> StoreResult<(Option<MemberRecord>, T)> {
-        let mut attempt = 0;
-        loop {
-            match self.try_member_change(program, member_id, &decide).await {
-                Err(e) if e.is_conflict() && attempt < super::CONFLICT_RETRIES => attempt += 1,
-                result => return result,
-            }
-        }
+        super::retry_conflicts(|| self.try_member_change(program, member_id, &decide)).await
     }
 
     async fn try_member_change<T>(

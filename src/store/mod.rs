@@ -72,6 +72,22 @@ impl StoreError {
 /// How many times a transaction that lost a race is decided and written again.
 const CONFLICT_RETRIES: u32 = 5;
 
+/// Runs `transaction` again while it loses races with concurrent ones (see `StoreError::is_conflict`), at
+/// most `CONFLICT_RETRIES` more times; each run starts from what the winners committed.
+async fn retry_conflicts<T, F, Fut>(mut transaction: F) -> StoreResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = StoreResult<T>>,
+{
+    let mut attempt = 0;
+    loop {
+        match transaction().await {
+            Err(e) if e.is_conflict() && attempt < CONFLICT_RETRIES => attempt += 1,
+            result => return result,
+        }
+    }
+}
+
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Placeholders for the multi-row statements that let a batch cost a few statements rather than one per

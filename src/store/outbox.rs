@@ -155,13 +155,7 @@ impl Store {
         if results.is_empty() {
             return Ok(());
         }
-        let mut attempt = 0;
-        loop {
-            match self.try_record_push_results(results).await {
-                Err(e) if e.is_conflict() && attempt < super::CONFLICT_RETRIES => attempt += 1,
-                result => return result,
-            }
-        }
+        super::retry_conflicts(|| self.try_record_push_results(results)).await
     }
 
     async fn try_record_push_results(&self, results: &[PushResult]) -> StoreResult<()> {

@@ -57,23 +57,7 @@ async fn insert_members(tx: &mut Transaction<'static, Any>, sqlite: bool, create
     let sql = format!(
         "INSERT INTO members (program, member_id, public_id, name, tier, points, locale, attributes, retired, \
          ledger_sequence, created_at, updated_at) VALUES {}",
-        Params::new(sqlite).rows(
-            created.len(),
-            &[
-                "{}",
-                "{}",
-                "{}",
-                "CAST({} AS TEXT)",
-                "{}",
-                "CAST({} AS BIGINT)",
-                "CAST({} AS TEXT)",
-                "{}",
-                "CAST({} AS BIGINT)",
-                "CAST({} AS BIGINT)",
-                "CAST({} AS BIGINT)",
-                "CAST({} AS BIGINT)",
-            ]
-        )
+        Params::new(sqlite).rows(created.len(), &[&["{}", "{}", "{}"][..], &MEMBER_FIELDS, &[BIGINT, BIGINT]].concat())
     );
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
     for r in created {
@@ -132,21 +116,7 @@ async fn insert_passes(
 /// Writes every field a plan may change; serial number and authentication token live on the pass and
 /// never change.
 async fn update_members(tx: &mut Transaction<'static, Any>, sqlite: bool, updated: &[MemberRecord]) -> StoreResult<()> {
-    let rows = Params::new(sqlite).rows(
-        updated.len(),
-        &[
-            "{}",
-            "{}",
-            "CAST({} AS TEXT)",
-            "{}",
-            "CAST({} AS BIGINT)",
-            "CAST({} AS TEXT)",
-            "{}",
-            "CAST({} AS BIGINT)",
-            "CAST({} AS BIGINT)",
-            "CAST({} AS BIGINT)",
-        ],
-    );
+    let rows = Params::new(sqlite).rows(updated.len(), &[&["{}", "{}"][..], &MEMBER_FIELDS, &[BIGINT]].concat());
     let sql = format!(
         "WITH v(program, member_id, name, tier, points, locale, attributes, retired, seq, updated_at) AS (VALUES {rows}) \
          UPDATE members SET name = v.name, tier = v.tier, points = v.points, locale = v.locale, \
@@ -207,6 +177,11 @@ async fn record_event_statuses(
     }
     Ok(())
 }
+
+const BIGINT: &str = "CAST({} AS BIGINT)";
+
+/// The placeholders of `bind_member_fields`' values, typed where PostgreSQL cannot tell from a VALUES list.
+const MEMBER_FIELDS: [&str; 7] = ["CAST({} AS TEXT)", "{}", BIGINT, "CAST({} AS TEXT)", "{}", BIGINT, BIGINT];
 
 type AnyQuery<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>;
 
