@@ -1,6 +1,7 @@
 //! Black-box tests over HTTP against the real server, started in-process on port 0, and of the built
 //! binary's commands. The same source is two test binaries (Cargo.toml): `api` runs the suite on SQLite,
-//! `api_postgres` on a throwaway PostgreSQL (pg.rs); see helpers.rs for spawn_app.
+//! `api_postgres` on a throwaway PostgreSQL (pg.rs), which also runs the several-instance suites
+//! (scale_out.rs, outage.rs); see helpers.rs for spawn_app.
 
 mod apns_standin;
 mod cli;
@@ -12,11 +13,11 @@ mod inspect_corpus;
 mod ledger;
 mod members;
 mod openapi;
-mod outage;
 mod pass_cache;
 mod passes;
 mod pg;
+// OwnCluster serves only the PostgreSQL binary's outage suite.
+#[allow(dead_code)]
 mod pg_cluster;
 mod processes;
-mod scale_out;
 mod web_service;

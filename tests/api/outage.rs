@@ -17,10 +17,6 @@ const MEMBERS: usize = 8;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_outage_answers_503_and_loses_nothing() {
-    if !crate::pg::postgres_wanted() {
-        eprintln!("note: the outage test runs in the api_postgres binary (PostgreSQL)");
-        return;
-    }
     let Some(cluster) = tokio::task::spawn_blocking(OwnCluster::start).await.unwrap() else {
         eprintln!("note: PostgreSQL is not installed; the outage test is skipped");
         return;

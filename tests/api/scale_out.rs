@@ -91,10 +91,6 @@ fn events_per_member(rng: &mut Xorshift) -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_instances_share_the_work_and_a_killed_one_loses_nothing() {
-    if !crate::pg::postgres_wanted() {
-        eprintln!("note: the three-instance test runs in the api_postgres binary (PostgreSQL)");
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
     let database = database_url(dir.path()).await;
     if !database.starts_with("postgres://") {
@@ -272,10 +268,6 @@ fn with_role(database: &str, apns: &StandIn, role: &str) -> Server {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_api_instance_and_a_worker_instance_split_the_work() {
-    if !crate::pg::postgres_wanted() {
-        eprintln!("note: the roles test runs in the api_postgres binary (PostgreSQL)");
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
     let database = database_url(dir.path()).await;
     if !database.starts_with("postgres://") {
