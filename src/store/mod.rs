@@ -188,10 +188,13 @@ impl Store {
         }
     }
 
-    /// Called after a commit that changed passes: caches go stale and the push worker wakes.
-    pub(crate) fn changed(&self) {
+    /// Called after a commit that changed passes: caches go stale, and the push worker wakes if the
+    /// commit wrote push jobs.
+    pub(crate) fn changed(&self, pushes_written: bool) {
         self.generation.fetch_add(1, Ordering::Release);
-        self.outbox_signal.notify_one();
+        if pushes_written {
+            self.outbox_signal.notify_one();
+        }
     }
 
     /// Changes committed through this store so far (a cache stamp).

@@ -69,13 +69,14 @@ pub struct PushResult {
 
 /// Writes a push job for every token registered for `serial`, coalescing with a job already waiting. Rows
 /// are written in key order, the order the worker's settling locks them in too, so the two never deadlock.
+/// Answers how many jobs were written or moved (none when no device holds these passes).
 pub(crate) async fn enqueue_pushes(
     tx: &mut Transaction<'static, Any>,
     sqlite: bool,
     serials: &[&str],
-) -> StoreResult<()> {
+) -> StoreResult<u64> {
     if serials.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     let now_ms = crate::time_fmt::now_unix_ms();
     let mut p = Params::new(sqlite);
@@ -91,8 +92,7 @@ pub(crate) async fn enqueue_pushes(
     for serial in serials {
         query = query.bind(serial.to_string());
     }
-    query.execute(&mut **tx).await?;
-    Ok(())
+    Ok(query.execute(&mut **tx).await?.rows_affected())
 }
 
 impl Store {

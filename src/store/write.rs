@@ -15,18 +15,21 @@ use crate::plan::{PassChange, Plan};
 /// passes, the ledger statuses to record, and last a new update tag for every new or changed pass with the
 /// passes themselves. The tags come last because the counter row they are reserved from stays locked
 /// until commit: every changing transaction of every instance queues on it, so it is held for as few
-/// statements as possible.
-pub(crate) async fn write_plan(tx: &mut Transaction<'static, Any>, sqlite: bool, plan: &Plan) -> StoreResult<()> {
+/// statements as possible. Answers whether push jobs were written (only then is a worker woken).
+pub(crate) async fn write_plan(tx: &mut Transaction<'static, Any>, sqlite: bool, plan: &Plan) -> StoreResult<bool> {
     if !plan.created.is_empty() {
         insert_members(tx, sqlite, &plan.created).await?;
     }
     if !plan.updated.is_empty() {
         update_members(tx, sqlite, &plan.updated).await?;
     }
+    let mut pushes_written = false;
     if !plan.changed_passes.is_empty() {
         let serials: Vec<&str> = plan.changed_passes.iter().map(|p| p.serial_number.as_str()).collect();
-        enqueue_pushes(tx, sqlite, &serials).await?;
-        announce_outbox(tx, sqlite).await?;
+        pushes_written = enqueue_pushes(tx, sqlite, &serials).await? > 0;
+        if pushes_written {
+            announce_outbox(tx, sqlite).await?;
+        }
     }
     record_event_statuses(tx, sqlite, &plan.event_statuses_to_record).await?;
     let mut next_tag = reserve_update_tags(tx, plan.created.len() + plan.changed_passes.len()).await?;
@@ -36,7 +39,7 @@ pub(crate) async fn write_plan(tx: &mut Transaction<'static, Any>, sqlite: bool,
     if !plan.changed_passes.is_empty() {
         update_passes(tx, sqlite, &plan.changed_passes, &mut next_tag).await?;
     }
-    Ok(())
+    Ok(pushes_written)
 }
 
 /// Reserves `count` consecutive tags from the global counter and answers the first. The counter row stays
