@@ -101,6 +101,12 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
             tracing::info!(role = ?role, pass_type = %identity.pass_type_id, "tessera is pushing (no HTTP in the worker role)")
         }
     }
+    match &app.state().google {
+        Some(wallet) => tracing::info!(issuer = %wallet.issuer_id, class = %wallet.class_id, "Google Wallet is on"),
+        None => tracing::info!(
+            "Google Wallet is not configured (TESSERA_GOOGLE_ISSUER_ID, TESSERA_GOOGLE_SERVICE_ACCOUNT): Apple Wallet only"
+        ),
+    }
     app.run_until(shutdown_signal()).await
 }
 

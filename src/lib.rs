@@ -9,6 +9,7 @@ pub mod app;
 pub mod apple;
 pub mod cli;
 pub mod doctor;
+pub mod google;
 pub mod error;
 pub mod http;
 pub mod ids;

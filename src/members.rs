@@ -150,6 +150,24 @@ pub struct MemberView {
     pub retired: bool,
     pub links: LinksView,
     pub apple: ApplePassView,
+    /// Absent while Google Wallet is not configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub google: Option<GoogleObjectView>,
+}
+
+/// The member's Google Wallet object.
+#[derive(Serialize, ToSchema)]
+pub struct GoogleObjectView {
+    /// `<issuer id>.<program>-<member id>`.
+    pub object_id: String,
+    /// Whether the member has the card in Google Wallet (from Google's save/delete callbacks).
+    pub saved: bool,
+    /// Whether Google has the member's latest state.
+    pub current: bool,
+    /// The last update attempt's result when it did not succeed (e.g. `retrying: 503 …`), or why Google
+    /// work is stopped (`forbidden: 403 …`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
 }
 
 /// The member's links; unguessable (a random public id), never the bare member ID.
@@ -159,6 +177,11 @@ pub struct LinksView {
     pub page: String,
     /// The .pkpass download (`application/vnd.apple.pkpass`).
     pub apple: String,
+    /// The "Add to Google Wallet" link, `https://pay.google.com/gp/v/save/<jwt>`; absent while Google
+    /// Wallet is not configured, or while the card cannot be made yet (Google unreachable and the whole
+    /// object too long for a link).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub google: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -179,7 +202,13 @@ pub struct DeviceView {
 }
 
 impl MemberView {
-    pub fn new(state: &AppState, record: &MemberRecord, devices: &[DeviceRecord]) -> MemberView {
+    pub fn new(
+        state: &AppState,
+        record: &MemberRecord,
+        devices: &[DeviceRecord],
+        google: Option<(Option<String>, GoogleObjectView)>,
+    ) -> MemberView {
+        let (google_link, google) = google.map_or((None, None), |(link, view)| (link, Some(view)));
         let links = state.links(record);
         let time = crate::time_fmt::rfc3339;
         MemberView {
@@ -193,7 +222,7 @@ impl MemberView {
             created_at: time(record.created_at),
             updated_at: time(record.updated_at),
             retired: record.retired,
-            links: LinksView { page: links.page, apple: links.apple },
+            links: LinksView { page: links.page, apple: links.apple, google: google_link },
             apple: ApplePassView {
                 serial_number: record.serial_number.clone(),
                 voided: record.voided,
@@ -207,13 +236,34 @@ impl MemberView {
                     })
                     .collect(),
             },
+            google,
         }
     }
 }
 
+/// The Google half of the member JSON: the save link and the object's state (None without Google).
+pub async fn google_view(state: &AppState, record: &MemberRecord) -> ApiResult<Option<(Option<String>, GoogleObjectView)>> {
+    let Some(wallet) = &state.google else { return Ok(None) };
+    let link = if record.retired { None } else { wallet.save_link(record).await };
+    let object = state.store.google_object(&record.program, &record.member_id).await?;
+    let problem = if wallet.forbidden() {
+        state.store.service_state(crate::push::google::GOOGLE_FORBIDDEN).await?.map(|(r, _)| format!("forbidden: {r}"))
+    } else {
+        state.store.google_last_result(&record.program, &record.member_id).await?.filter(|r| r != "current")
+    };
+    let view = GoogleObjectView {
+        object_id: wallet.object_id(&record.member_id),
+        saved: object.saved,
+        current: object.inserted && object.synced_tag == record.update_tag,
+        problem,
+    };
+    Ok(Some((link, view)))
+}
+
 async fn member_response(state: &AppState, status: StatusCode, record: &MemberRecord) -> ApiResult<HttpResponse> {
     let devices = state.store.devices_of(&record.serial_number).await?;
-    Ok(HttpResponse::build(status).json(MemberView::new(state, record, &devices)))
+    let google = google_view(state, record).await?;
+    Ok(HttpResponse::build(status).json(MemberView::new(state, record, &devices, google)))
 }
 
 /// The member ID from the path, checked.

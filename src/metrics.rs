@@ -67,6 +67,13 @@ pub struct Metrics {
     pub pass_cache_hits: AtomicU64,
     pub pass_build_failures: AtomicU64,
     pub pass_build_duration: Histogram,
+    google_requests: Mutex<BTreeMap<&'static str, u64>>,
+    google_callbacks: Mutex<BTreeMap<&'static str, u64>>,
+    /// 1 while Google refuses the service account (403); object updates wait.
+    pub google_forbidden: AtomicU64,
+    pub google_outbox_depth: AtomicU64,
+    /// 1 when Google Wallet is configured (the Google series are meaningful).
+    pub google_enabled: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -83,6 +90,11 @@ impl Default for Metrics {
             pass_cache_hits: AtomicU64::new(0),
             pass_build_failures: AtomicU64::new(0),
             pass_build_duration: Histogram::new(LATENCY_BOUNDS),
+            google_requests: Mutex::new(BTreeMap::new()),
+            google_callbacks: Mutex::new(BTreeMap::new()),
+            google_forbidden: AtomicU64::new(0),
+            google_outbox_depth: AtomicU64::new(0),
+            google_enabled: AtomicU64::new(0),
         }
     }
 }
@@ -101,6 +113,44 @@ impl Metrics {
 
     pub fn push(&self, result: &'static str) {
         *self.pushes.lock().unwrap_or_else(|p| p.into_inner()).entry(result).or_default() += 1;
+    }
+
+    pub fn google_request(&self, result: &'static str) {
+        *self.google_requests.lock().unwrap_or_else(|p| p.into_inner()).entry(result).or_default() += 1;
+    }
+
+    pub fn google_callback(&self, result: &'static str) {
+        *self.google_callbacks.lock().unwrap_or_else(|p| p.into_inner()).entry(result).or_default() += 1;
+    }
+
+    fn render_google(&self, out: &mut String) {
+        if self.google_enabled.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let _ = writeln!(
+            out,
+            "# HELP tessera_google_requests_total Google Wallet REST requests by result.\n# TYPE tessera_google_requests_total counter"
+        );
+        for (result, n) in self.google_requests.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            let _ = writeln!(out, "tessera_google_requests_total{{result=\"{result}\"}} {n}");
+        }
+        let _ = writeln!(
+            out,
+            "# HELP tessera_google_callbacks_total Google save/delete callbacks by result.\n# TYPE tessera_google_callbacks_total counter"
+        );
+        for (result, n) in self.google_callbacks.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            let _ = writeln!(out, "tessera_google_callbacks_total{{result=\"{result}\"}} {n}");
+        }
+        let _ = writeln!(
+            out,
+            "# HELP tessera_google_outbox_depth Google object updates waiting.\n# TYPE tessera_google_outbox_depth gauge"
+        );
+        let _ = writeln!(out, "tessera_google_outbox_depth {}", self.google_outbox_depth.load(Ordering::Relaxed));
+        let _ = writeln!(
+            out,
+            "# HELP tessera_google_forbidden 1 while Google refuses the service account (403); updates wait.\n# TYPE tessera_google_forbidden gauge"
+        );
+        let _ = writeln!(out, "tessera_google_forbidden {}", self.google_forbidden.load(Ordering::Relaxed));
     }
 
     pub fn render(&self) -> String {
@@ -161,6 +211,7 @@ impl Metrics {
             "tessera_webhook_to_push_seconds",
             "From the committed change to APNs accepting the push.",
         );
+        self.render_google(&mut out);
         out
     }
 }

@@ -74,3 +74,17 @@ impl EventStatus {
         }
     }
 }
+
+/// What tessera knows of a member's object (the `google_objects` row; all defaults when none).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObjectState {
+    pub inserted: bool,
+    /// The pass update tag of the state Google last accepted (0: none).
+    pub synced_tag: i64,
+    pub synced_points: Option<i64>,
+    pub synced_tier: Option<String>,
+    /// Unix seconds of notifications asked for, newest last.
+    pub notified_at: Vec<i64>,
+    pub saved: bool,
+}
+

@@ -78,6 +78,10 @@ pub struct Settings {
     pub google_issuer_id: Option<String>,
     pub google_service_account: Option<PathBuf>,
     pub google_api_url: String,
+    /// Google REST requests per second for the whole deployment.
+    pub google_rate: f64,
+    /// Google's root signing keys for callbacks: an http(s) URL or a file.
+    pub google_root_keys: String,
     /// First push retry delay; it doubles per attempt.
     pub push_retry_base_ms: i64,
     /// How long a claimed push job is one worker's; a crashed instance's jobs are taken over after it.
@@ -115,6 +119,16 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("google_issuer_id", "", "Google Wallet issuer id"),
     ("google_service_account", "", "Google service account JSON key file"),
     ("google_api_url", "https://walletobjects.googleapis.com", "Google Wallet API base URL"),
+    (
+        "google_rate",
+        "20",
+        "Google Wallet REST requests per second for the whole deployment, shared by all instances (Google's quota is 20)",
+    ),
+    (
+        "google_root_keys",
+        "https://pay.google.com/gp/m/issuer/keys",
+        "a URL or a file with Google's root signing keys, for verifying save/delete callbacks",
+    ),
     ("push_retry_base_ms", "1000", "first push retry delay in milliseconds; doubles per attempt (cap 5 minutes)"),
     (
         "push_lease_ms",
@@ -238,6 +252,24 @@ impl Raw<'_> {
         Ok(secrets)
     }
 
+    fn google_rate(&self) -> Result<f64, SettingsError> {
+        match self.get("google_rate").parse::<f64>() {
+            Ok(rate) if (0.01..=1_000_000.0).contains(&rate) => Ok(rate),
+            _ => Err(bad("google_rate", "must be a number of requests per second from 0.01 to 1000000, for example 20")),
+        }
+    }
+
+    /// Google issues numeric issuer ids; anything else makes every object id invalid.
+    fn google_issuer_id(&self) -> Result<Option<String>, SettingsError> {
+        match self.opt("google_issuer_id") {
+            Some(id) if id.len() > 30 || !id.bytes().all(|c| c.is_ascii_digit()) => Err(bad(
+                "google_issuer_id",
+                "must be the numeric issuer id shown in the Google Pay & Wallet Console",
+            )),
+            id => Ok(id),
+        }
+    }
+
     fn role(&self) -> Result<Role, SettingsError> {
         match self.get("role").as_str() {
             "all" => Ok(Role::All),
@@ -329,9 +361,11 @@ impl Settings {
             apns_key: raw.opt("apns_key").map(PathBuf::from),
             apns_key_id: raw.opt("apns_key_id"),
             apns_team_id: raw.opt("apns_team_id"),
-            google_issuer_id: raw.opt("google_issuer_id"),
+            google_issuer_id: raw.google_issuer_id()?,
             google_service_account: raw.opt("google_service_account").map(PathBuf::from),
             google_api_url: validate_base_url("google_api_url", &raw.get("google_api_url"))?,
+            google_rate: raw.google_rate()?,
+            google_root_keys: raw.opt("google_root_keys").ok_or_else(|| bad("google_root_keys", "must not be empty"))?,
             push_retry_base_ms: raw.number("push_retry_base_ms", 1..=600_000, "milliseconds from 1 to 600000")?,
             push_lease_ms: raw.number("push_lease_ms", 1_000..=600_000, "of milliseconds from 1000 to 600000")?,
             apns_connections: raw.number("apns_connections", 1..=64, "from 1 to 64")?,

@@ -11,6 +11,8 @@ use std::sync::Arc;
 pub use records::RecordCache;
 
 use crate::apple::{PassBuilder, SigningIdentity};
+use crate::google::account::ServiceAccount;
+use crate::google::wallet::GoogleWallet;
 use crate::metrics::Metrics;
 use crate::settings::{Secret, Settings};
 use crate::store::MemberRecord;
@@ -55,6 +57,8 @@ pub struct AppState {
     pub records: Arc<RecordCache>,
     /// Signed .pkpass bytes by (serial, update tag).
     pub signed: Arc<pkpass::SignedPassCache>,
+    /// None while Google Wallet is not configured (Apple only).
+    pub google: Option<Arc<GoogleWallet>>,
 }
 
 impl AppState {
@@ -66,22 +70,25 @@ impl AppState {
             &settings.apple_wwdr,
             settings.apple_key_password.as_ref().map(Secret::expose),
         )?;
-        let program = Program::load(&settings.templates_dir, &settings.program)?;
+        let program = Arc::new(Program::load(&settings.templates_dir, &settings.program)?);
         let store = Store::connect_with(&settings.database_url, settings.database)
             .await
             .map_err(|e| anyhow::Error::new(e).context("TESSERA_DATABASE_URL: cannot open the database"))?;
         store.migrate().await?;
         let secrets = Secrets::resolve(&settings, &store).await?;
-        let passes = PassBuilder::new(Arc::new(identity), Arc::new(program), settings.web_service_url())?;
+        let metrics = Arc::new(Metrics::default());
+        let google = google_wallet(&settings, &program, &store, &metrics)?;
+        let passes = PassBuilder::new(Arc::new(identity), program, settings.web_service_url())?;
         let signed = pkpass::SignedPassCache::new(settings.pass_cache_mb);
         Ok(AppState {
             settings: Arc::new(settings),
             store,
             passes: Arc::new(passes),
             secrets: Arc::new(secrets),
-            metrics: Arc::new(Metrics::default()),
+            metrics,
             records: Default::default(),
             signed: Arc::new(signed),
+            google,
         })
     }
 
@@ -93,6 +100,39 @@ impl AppState {
             apple: format!("{base}/m/{}/pass.pkpass", record.public_id),
         }
     }
+}
+
+/// Google Wallet, when its settings are given: the key file and templates checked, changes writing object
+/// jobs from now on.
+fn google_wallet(
+    settings: &Settings,
+    program: &Arc<Program>,
+    store: &Store,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<Option<Arc<GoogleWallet>>> {
+    let (Some(issuer_id), Some(key_file)) = (&settings.google_issuer_id, &settings.google_service_account) else {
+        return Ok(None);
+    };
+    let account = ServiceAccount::load(key_file)?;
+    if !program.has_google_templates() {
+        anyhow::bail!(
+            "Google Wallet is configured but {} has no google/class.json and google/object.json; copy them from the bundled templates/default/google",
+            program.dir.display()
+        );
+    }
+    let wallet = GoogleWallet::new(
+        issuer_id,
+        account,
+        &settings.google_api_url,
+        settings.google_rate,
+        program.clone(),
+        &settings.public_url,
+        store.clone(),
+        metrics.clone(),
+    )?;
+    store.enable_google_outbox();
+    metrics.google_enabled.store(1, std::sync::atomic::Ordering::Relaxed);
+    Ok(Some(Arc::new(wallet)))
 }
 
 pub struct Links {

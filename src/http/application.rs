@@ -11,7 +11,7 @@ use super::{configure, not_found, observe, openapi};
 use crate::app::AppState;
 use crate::apple::SigningIdentity;
 use crate::push::apns::Credentials;
-use crate::push::{ApnsClient, PushWorker, WorkerSettings};
+use crate::push::{ApnsClient, GoogleWorker, PushWorker, WorkerSettings};
 use crate::settings::{ApnsAuth, Settings};
 
 /// The APNs client the settings describe, authenticated by the pass certificate or a .p8 token.
@@ -43,6 +43,8 @@ pub struct Application {
     state: AppState,
     /// None for an API-only instance.
     worker: Option<PushWorker>,
+    /// None for an API-only instance, or without Google Wallet.
+    google_worker: Option<GoogleWorker>,
 }
 
 impl Application {
@@ -79,7 +81,17 @@ impl Application {
         } else {
             None
         };
-        Ok(Application { listener, state, worker })
+        let google_worker = match (&state.google, state.settings.role.runs_worker()) {
+            (Some(wallet), true) => Some(GoogleWorker::new(
+                state.store.clone(),
+                wallet.clone(),
+                state.metrics.clone(),
+                state.settings.push_lease_ms,
+                if state.store.is_sqlite() { 1_000 } else { 5_000 },
+            )),
+            _ => None,
+        };
+        Ok(Application { listener, state, worker, google_worker })
     }
 
     /// The HTTP address; None for a worker-only instance.
@@ -99,6 +111,7 @@ impl Application {
     ) -> anyhow::Result<()> {
         let (stop_worker, stopped) = tokio::sync::watch::channel(false);
         let listener_task = self.worker.as_ref().and_then(|_| self.state.store.spawn_outbox_listener());
+        let google_worker = self.google_worker.map(|w| tokio::spawn(w.run(stopped.clone())));
         let worker = self.worker.map(|w| tokio::spawn(w.run(stopped)));
         let served = match self.listener {
             Some(listener) => serve(&self.state, listener, shutdown).await,
@@ -109,6 +122,9 @@ impl Application {
         };
         let _ = stop_worker.send(true);
         if let Some(worker) = worker {
+            let _ = worker.await;
+        }
+        if let Some(worker) = google_worker {
             let _ = worker.await;
         }
         if let Some(task) = listener_task {

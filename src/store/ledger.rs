@@ -46,10 +46,10 @@ impl Store {
             events.iter().filter(|e| fresh_event_ids.contains(&e.id)).map(|e| e.member_id.as_str()).collect();
         let members = read_members(&mut tx, self.sqlite, program, &named).await?;
         let plan = decide(&Snapshot { now, fresh_event_ids, members });
-        let pushes_written = write_plan(&mut tx, self.sqlite, &plan).await?;
+        let written = write_plan(&mut tx, self.sqlite, self.google_outbox_enabled(), &plan).await?;
         tx.commit().await?;
         if plan.touches_passes() {
-            self.changed(pushes_written);
+            self.changed(written);
         }
         Ok(plan)
     }

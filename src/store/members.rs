@@ -143,11 +143,11 @@ impl Store {
         let mut tx = self.writer.begin().await?;
         let mut existing = read_members(&mut tx, self.sqlite, program, &BTreeSet::from([member_id])).await?;
         let (plan, decision) = decide(existing.remove(member_id).as_ref(), now);
-        let pushes_written = write_plan(&mut tx, self.sqlite, &plan).await?;
+        let written = write_plan(&mut tx, self.sqlite, self.google_outbox_enabled(), &plan).await?;
         let record = Self::member_in(&mut tx, program, member_id).await?;
         tx.commit().await?;
         if plan.touches_passes() {
-            self.changed(pushes_written);
+            self.changed(written);
         }
         Ok((record, decision))
     }

@@ -5,6 +5,7 @@
 //! the same pool.
 
 mod connect;
+mod google;
 mod ledger;
 mod members;
 mod notify;
@@ -14,11 +15,12 @@ mod write;
 
 pub use crate::model::{EventStatus, LedgerEvent, MemberChange, MemberRecord, UpsertOutcome};
 pub use connect::DatabaseOptions;
+pub use google::{GoogleJob, GoogleOutcome, GoogleResult};
 pub use outbox::{PushJob, PushOutcome, PushResult};
 pub use registrations::{DeviceRecord, Registered};
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use tokio::sync::Notify;
 
@@ -169,6 +171,10 @@ pub struct Store {
     generation: Arc<AtomicU64>,
     /// Woken after a commit that may have written push jobs.
     outbox_signal: Arc<Notify>,
+    /// Whether changes write Google object jobs (set when Google Wallet is configured).
+    google_outbox: Arc<AtomicBool>,
+    /// Woken after a commit that may have written Google object jobs.
+    google_signal: Arc<Notify>,
 }
 
 /// The embedded migrations (`migrations/<back end>/NNNN_name.sql`, checked in at compile time): the same
@@ -185,15 +191,20 @@ impl Store {
             url: Arc::from(url),
             generation: Arc::new(AtomicU64::new(0)),
             outbox_signal: Arc::new(Notify::new()),
+            google_outbox: Arc::new(AtomicBool::new(false)),
+            google_signal: Arc::new(Notify::new()),
         }
     }
 
-    /// Called after a commit that changed passes: caches go stale, and the push worker wakes if the
-    /// commit wrote push jobs.
-    pub(crate) fn changed(&self, pushes_written: bool) {
+    /// Called after a commit that changed passes: caches go stale, and the workers whose jobs the commit
+    /// wrote wake.
+    pub(crate) fn changed(&self, written: write::Written) {
         self.generation.fetch_add(1, Ordering::Release);
-        if pushes_written {
+        if written.pushes {
             self.outbox_signal.notify_one();
+        }
+        if written.google {
+            self.google_signal.notify_one();
         }
     }
 

@@ -1,4 +1,4 @@
-//! Waking idle push workers when push work is committed: in-process on SQLite (one process owns the
+//! Waking idle workers (APNs pushes, Google objects) when their work is committed: in-process on SQLite (one process owns the
 //! file), and across instances on PostgreSQL with LISTEN/NOTIFY (a NOTIFY in the transaction is delivered
 //! when it commits, so no worker wakes for work it cannot see yet).
 
@@ -10,10 +10,26 @@ use super::{Store, StoreResult};
 
 const CHANNEL: &str = "tessera_outbox";
 
-/// Announces, in the caller's transaction, that push jobs are waiting (PostgreSQL only).
-pub(crate) async fn announce_outbox(tx: &mut Transaction<'static, Any>, sqlite: bool) -> StoreResult<()> {
+/// Which outbox an announcement is about (the NOTIFY payload), so only that worker wakes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Outbox {
+    Apns,
+    Google,
+}
+
+impl Outbox {
+    fn payload(self) -> &'static str {
+        match self {
+            Outbox::Apns => "apns",
+            Outbox::Google => "google",
+        }
+    }
+}
+
+/// Announces, in the caller's transaction, that jobs are waiting in `outbox` (PostgreSQL only).
+pub(crate) async fn announce(tx: &mut Transaction<'static, Any>, sqlite: bool, outbox: Outbox) -> StoreResult<()> {
     if !sqlite {
-        sqlx::query("SELECT pg_notify($1, '')").bind(CHANNEL).execute(&mut **tx).await?;
+        sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind(outbox.payload()).execute(&mut **tx).await?;
     }
     Ok(())
 }
@@ -26,7 +42,7 @@ impl Store {
         if self.sqlite {
             return None;
         }
-        let (url, signal) = (self.url.to_string(), self.outbox_signal.clone());
+        let (url, signal, google) = (self.url.to_string(), self.outbox_signal.clone(), self.google_signal.clone());
         Some(tokio::spawn(async move {
             loop {
                 match sqlx::postgres::PgListener::connect(&url).await {
@@ -34,16 +50,21 @@ impl Store {
                         if let Err(e) = listener.listen(CHANNEL).await {
                             tracing::warn!(error = %e, "LISTEN failed; the push worker polls meanwhile");
                         } else {
-                            while listener.recv().await.is_ok() {
-                                signal.notify_one();
+                            while let Ok(note) = listener.recv().await {
+                                if note.payload() == Outbox::Google.payload() {
+                                    google.notify_one();
+                                } else {
+                                    signal.notify_one();
+                                }
                             }
                             tracing::warn!("the outbox listener lost its connection; reconnecting");
                         }
                     }
                     Err(e) => tracing::warn!(error = %e, "cannot connect the outbox listener; retrying"),
                 }
-                // Wake the worker once: changes made while we were away are found by its next claim.
+                // Wake the workers once: changes made while we were away are found by their next claim.
                 signal.notify_one();
+                google.notify_one();
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }))

@@ -2,11 +2,12 @@
 //! records, tags and statuses a plan holds. Set-based, so a plan costs a few statements whatever its size
 //! (through sqlx's SQLite driver each statement is a round trip; see BENCHMARKS.md).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use sqlx::{Any, Row, Transaction};
 
-use super::notify::announce_outbox;
+use super::google::enqueue_google_jobs;
+use super::notify::{Outbox, announce};
 use super::outbox::enqueue_pushes;
 use super::{EventStatus, MemberRecord, Params, StoreResult};
 use crate::plan::{PassChange, Plan};
@@ -15,20 +16,32 @@ use crate::plan::{PassChange, Plan};
 /// passes, the ledger statuses to record, and last a new update tag for every new or changed pass with the
 /// passes themselves. The tags come last because the counter row they are reserved from stays locked
 /// until commit: every changing transaction of every instance queues on it, so it is held for as few
-/// statements as possible. Answers whether push jobs were written (only then is a worker woken).
-pub(crate) async fn write_plan(tx: &mut Transaction<'static, Any>, sqlite: bool, plan: &Plan) -> StoreResult<bool> {
+/// statements as possible. Google object jobs are written (when `google`) for every new or changed member.
+/// Answers which jobs were written: only those workers are woken.
+pub(crate) async fn write_plan(
+    tx: &mut Transaction<'static, Any>,
+    sqlite: bool,
+    google: bool,
+    plan: &Plan,
+) -> StoreResult<Written> {
     if !plan.created.is_empty() {
         insert_members(tx, sqlite, &plan.created).await?;
     }
     if !plan.updated.is_empty() {
         update_members(tx, sqlite, &plan.updated).await?;
     }
-    let mut pushes_written = false;
+    let mut written = Written::default();
     if !plan.changed_passes.is_empty() {
         let serials: Vec<&str> = plan.changed_passes.iter().map(|p| p.serial_number.as_str()).collect();
-        pushes_written = enqueue_pushes(tx, sqlite, &serials).await? > 0;
-        if pushes_written {
-            announce_outbox(tx, sqlite).await?;
+        written.pushes = enqueue_pushes(tx, sqlite, &serials).await? > 0;
+        if written.pushes {
+            announce(tx, sqlite, Outbox::Apns).await?;
+        }
+    }
+    if google {
+        written.google = enqueue_google_jobs(tx, sqlite, &google_members(plan)).await? > 0;
+        if written.google {
+            announce(tx, sqlite, Outbox::Google).await?;
         }
     }
     record_event_statuses(tx, sqlite, &plan.event_statuses_to_record).await?;
@@ -39,7 +52,24 @@ pub(crate) async fn write_plan(tx: &mut Transaction<'static, Any>, sqlite: bool,
     if !plan.changed_passes.is_empty() {
         update_passes(tx, sqlite, &plan.changed_passes, &mut next_tag).await?;
     }
-    Ok(pushes_written)
+    Ok(written)
+}
+
+/// Which outboxes a plan's write filled.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Written {
+    pub pushes: bool,
+    pub google: bool,
+}
+
+/// New members and members whose pass changed (what the Google object shows changed with it).
+fn google_members(plan: &Plan) -> BTreeSet<(&str, &str)> {
+    let changed: BTreeSet<&str> = plan.changed_passes.iter().map(|p| p.serial_number.as_str()).collect();
+    plan.created
+        .iter()
+        .chain(plan.updated.iter().filter(|m| changed.contains(m.serial_number.as_str())))
+        .map(|m| (m.program.as_str(), m.member_id.as_str()))
+        .collect()
 }
 
 /// Reserves `count` consecutive tags from the global counter and answers the first. The counter row stays

@@ -98,16 +98,36 @@ pub(super) fn strings(
     Ok(strings)
 }
 
-/// The pass.json and page.html templates, compiled; an undefined variable is an error, not blank.
+/// The pass.json and page.html templates and every `google/**/*.json`, compiled (named by their path in
+/// the program folder); an undefined variable is an error, not blank.
 pub(super) fn environment(dir: &Path) -> Result<minijinja::Environment<'static>, TemplateError> {
     let mut env = minijinja::Environment::new();
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
-    for template in [PASS_TEMPLATE, PAGE_TEMPLATE] {
-        let path = dir.join(template);
+    let mut names: Vec<String> = vec![PASS_TEMPLATE.into(), PAGE_TEMPLATE.into()];
+    json_files_under(dir, Path::new("google"), &mut names)?;
+    for template in names {
+        let path = dir.join(&template);
         let source = std::fs::read_to_string(&path).map_err(|e| terr(&path, None, format!("cannot be read: {e}")))?;
+        // .json templates escape as JSON (minijinja picks the auto-escaping from the name).
         env.add_template_owned(template, source).map_err(|e| jinja_error(dir, &e))?;
     }
     Ok(env)
+}
+
+/// The `.json` files under `dir/relative`, as `/`-separated paths relative to `dir`.
+fn json_files_under(dir: &Path, relative: &Path, out: &mut Vec<String>) -> Result<(), TemplateError> {
+    if !dir.join(relative).is_dir() {
+        return Ok(());
+    }
+    for entry in read_dir(&dir.join(relative))? {
+        let child = relative.join(entry.file_name());
+        if entry.path().is_dir() {
+            json_files_under(dir, &child, out)?;
+        } else if child.extension().is_some_and(|e| e == "json") {
+            out.push(child.to_string_lossy().replace('\\', "/"));
+        }
+    }
+    Ok(())
 }
 
 fn is_rgb(s: &str) -> bool {

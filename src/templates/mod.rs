@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub mod google;
 mod load;
 pub mod strings;
 pub use strings::parse_strings;

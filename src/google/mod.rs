@@ -1,0 +1,12 @@
+//! Google Wallet: the service account, the OAuth and REST client, the pure builders of ids and save
+//! links, the update decisions, and the verification of save/delete callbacks.
+//!
+//! Everything here is below the handlers and knows no database: the worker (`push::google`) and the
+//! member answer (`app`) use it, the store records what it decided.
+
+pub mod account;
+pub mod client;
+pub mod ecv2;
+pub mod pass;
+pub mod sync;
+pub mod wallet;

@@ -1,0 +1,413 @@
+//! Google Wallet state: each member's object as Google last accepted it, the object outbox (one job per
+//! member, coalesced like push jobs), callback nonces, and the request rate shared by every instance.
+
+use std::collections::BTreeSet;
+
+use sqlx::{Any, Row, Transaction};
+
+use super::members::{MEMBER_COLUMNS, member_from_row};
+use super::{MemberRecord, Params, Store, StoreResult};
+use crate::model::ObjectState;
+
+/// A claimed object job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GoogleJob {
+    pub program: String,
+    pub member_id: String,
+    pub attempts: i64,
+    /// Unix ms of the oldest change waiting.
+    pub enqueued_at: i64,
+}
+
+/// What became of one job.
+#[derive(Debug, Clone)]
+pub enum GoogleOutcome {
+    /// Google has the state of `state.synced_tag` (or had it already).
+    Current(ObjectState),
+    /// 429, 5xx, unreachable: again at `retry_at` (unix ms).
+    Retry { reason: String, retry_at: i64 },
+    /// 403: Google work stops until the credentials are fixed; the job waits.
+    Forbidden { reason: String, retry_at: i64 },
+    /// A 4xx that retrying cannot help (a template Google rejects): given up, recorded on the object.
+    Failed { reason: String },
+    /// The member is gone from the database (cannot happen while members are only retired).
+    Gone,
+}
+
+#[derive(Debug, Clone)]
+pub struct GoogleResult {
+    pub job: GoogleJob,
+    pub outcome: GoogleOutcome,
+}
+
+/// Writes an object job for each (program, member), coalescing with a job already waiting; in key order,
+/// like push jobs, so concurrent writers queue instead of deadlocking.
+pub(crate) async fn enqueue_google_jobs(
+    tx: &mut Transaction<'static, Any>,
+    sqlite: bool,
+    members: &BTreeSet<(&str, &str)>,
+) -> StoreResult<u64> {
+    if members.is_empty() {
+        return Ok(0);
+    }
+    let now = crate::time_fmt::now_unix_ms();
+    let mut written = 0;
+    let members: Vec<&(&str, &str)> = members.iter().collect();
+    for chunk in members.chunks(500) {
+        let mut p = Params::new(sqlite);
+        let rows = p.rows(chunk.len(), &["{}", "{}", "CAST({} AS BIGINT)", "1", "0", "CAST({} AS BIGINT)", "0"]);
+        let sql = format!(
+            "INSERT INTO google_jobs (program, member_id, enqueued_at, generation, attempts, not_before, lease_until) \
+             VALUES {rows} ON CONFLICT (program, member_id) DO UPDATE SET generation = google_jobs.generation + 1"
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (program, member) in chunk {
+            query = query.bind(program.to_string()).bind(member.to_string()).bind(now).bind(now);
+        }
+        written += query.execute(&mut **tx).await?.rows_affected();
+    }
+    Ok(written)
+}
+
+fn object_state_from(row: &sqlx::any::AnyRow, at: usize) -> Result<ObjectState, sqlx::Error> {
+    let inserted_at: Option<i64> = row.try_get(at)?;
+    Ok(ObjectState {
+        inserted: inserted_at.unwrap_or(0) > 0,
+        synced_tag: row.try_get::<Option<i64>, _>(at + 1)?.unwrap_or(0),
+        synced_points: row.try_get(at + 2)?,
+        synced_tier: row.try_get(at + 3)?,
+        notified_at: parse_times(&row.try_get::<Option<String>, _>(at + 4)?.unwrap_or_default()),
+        saved: row.try_get::<Option<i64>, _>(at + 5)?.unwrap_or(0) != 0,
+    })
+}
+
+const STATE_COLUMNS: &str = "g.inserted_at, g.synced_tag, g.synced_points, g.synced_tier, g.notified_at, g.saved";
+
+impl Store {
+    /// Whether ledger and admin changes write Google jobs (Google Wallet is configured).
+    pub fn enable_google_outbox(&self) {
+        self.google_outbox.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    pub(crate) fn google_outbox_enabled(&self) -> bool {
+        self.google_outbox.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Completes when object jobs may be waiting, or spuriously.
+    pub async fn google_outbox_changed(&self) {
+        self.google_signal.notified().await
+    }
+
+    /// Claims up to `limit` due object jobs, oldest change first, for `lease_ms`.
+    pub async fn claim_google_jobs(&self, limit: i64, lease_ms: i64) -> StoreResult<Vec<GoogleJob>> {
+        let now = crate::time_fmt::now_unix_ms();
+        let lock = if self.sqlite { "" } else { " FOR UPDATE SKIP LOCKED" };
+        let sql = format!(
+            "UPDATE google_jobs SET lease_until = $1, generation = 0 WHERE (program, member_id) IN \
+             (SELECT program, member_id FROM google_jobs WHERE not_before <= $2 AND lease_until <= $2 \
+              ORDER BY enqueued_at LIMIT $3{lock}) \
+             RETURNING program, member_id, attempts, enqueued_at"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(now + lease_ms)
+            .bind(now)
+            .bind(limit)
+            .fetch_all(&self.writer)
+            .await?;
+        let mut jobs = rows
+            .iter()
+            .map(|r| {
+                Ok(GoogleJob {
+                    program: r.try_get(0)?,
+                    member_id: r.try_get(1)?,
+                    attempts: r.try_get::<i64, _>(2)?,
+                    enqueued_at: r.try_get(3)?,
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        jobs.sort_by_key(|j| j.enqueued_at);
+        Ok(jobs)
+    }
+
+    /// Releases every object job lease (single-instance SQLite start-up: the previous process is gone).
+    pub async fn release_google_leases(&self) -> StoreResult<u64> {
+        Ok(sqlx::query("UPDATE google_jobs SET lease_until = 0 WHERE lease_until > 0")
+            .execute(&self.writer)
+            .await?
+            .rows_affected())
+    }
+
+    /// Unix ms when the next object job falls due, if any waits.
+    pub async fn next_google_due(&self) -> StoreResult<Option<i64>> {
+        let row = sqlx::query(
+            "SELECT MIN(CASE WHEN lease_until > not_before THEN lease_until ELSE not_before END) FROM google_jobs",
+        )
+        .fetch_one(&self.reader)
+        .await?;
+        Ok(row.try_get(0)?)
+    }
+
+    pub async fn google_outbox_depth(&self) -> StoreResult<i64> {
+        Ok(sqlx::query("SELECT COUNT(*) FROM google_jobs").fetch_one(&self.reader).await?.try_get(0)?)
+    }
+
+    /// Members with what Google last accepted of their objects.
+    pub async fn google_targets(
+        &self,
+        program: &str,
+        member_ids: &[&str],
+    ) -> StoreResult<Vec<(MemberRecord, ObjectState)>> {
+        if member_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut p = Params::new(self.sqlite);
+        let program_param = p.next();
+        let sql = format!(
+            "SELECT {MEMBER_COLUMNS}, {STATE_COLUMNS} FROM members m \
+             JOIN apple_passes p ON p.program = m.program AND p.member_id = m.member_id \
+             LEFT JOIN google_objects g ON g.program = m.program AND g.member_id = m.member_id \
+             WHERE m.program = {program_param} AND m.member_id IN ({})",
+            p.list(member_ids.len())
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(program.to_string());
+        for id in member_ids {
+            query = query.bind(id.to_string());
+        }
+        let rows = query.fetch_all(&self.writer).await?;
+        Ok(rows.iter().map(|r| Ok((member_from_row(r)?, object_state_from(r, 19)?))).collect::<Result<_, sqlx::Error>>()?)
+    }
+
+    pub async fn google_object(&self, program: &str, member_id: &str) -> StoreResult<ObjectState> {
+        let sql = format!("SELECT {STATE_COLUMNS} FROM google_objects g WHERE g.program = $1 AND g.member_id = $2");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(program)
+            .bind(member_id)
+            .fetch_optional(&self.reader)
+            .await?;
+        Ok(match row {
+            Some(r) => object_state_from(&r, 0)?,
+            None => ObjectState::default(),
+        })
+    }
+
+    /// Records that Google has `state` for the member's object (the link path's insert).
+    pub async fn record_google_current(&self, program: &str, member_id: &str, state: &ObjectState) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await?;
+        upsert_object(&mut tx, program, member_id, state).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Settles a round of object jobs in one transaction.
+    pub async fn record_google_results(&self, results: &[GoogleResult]) -> StoreResult<()> {
+        if results.is_empty() {
+            return Ok(());
+        }
+        super::retry_conflicts(|| self.try_record_google_results(results)).await
+    }
+
+    async fn try_record_google_results(&self, results: &[GoogleResult]) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await?;
+        let now_ms = crate::time_fmt::now_unix_ms();
+        let mut sorted: Vec<&GoogleResult> = results.iter().collect();
+        sorted.sort_by(|a, b| (&a.job.program, &a.job.member_id).cmp(&(&b.job.program, &b.job.member_id)));
+        for r in sorted {
+            let (program, member) = (r.job.program.as_str(), r.job.member_id.as_str());
+            match &r.outcome {
+                GoogleOutcome::Current(state) => {
+                    upsert_object(&mut tx, program, member, state).await?;
+                    settle_done(&mut tx, program, member, now_ms).await?;
+                }
+                GoogleOutcome::Retry { reason, retry_at } => {
+                    note_attempt(&mut tx, program, member, &format!("retrying: {reason}")).await?;
+                    release(&mut tx, program, member, *retry_at, 1).await?;
+                }
+                GoogleOutcome::Forbidden { reason, retry_at } => {
+                    note_attempt(&mut tx, program, member, &format!("forbidden: {reason}")).await?;
+                    release(&mut tx, program, member, *retry_at, 0).await?;
+                }
+                GoogleOutcome::Failed { reason } => {
+                    note_attempt(&mut tx, program, member, &format!("failed: {reason}")).await?;
+                    settle_done(&mut tx, program, member, now_ms).await?;
+                }
+                GoogleOutcome::Gone => settle_done(&mut tx, program, member, now_ms).await?,
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Reserves `cost_us` of the shared request rate `name` (GCRA: one row holds the theoretical arrival
+    /// time, so every instance draws from one budget); answers the unix µs at which the caller may send.
+    /// Up to `burst_us` of unused rate may be spent at once.
+    pub async fn reserve_rate(&self, name: &str, cost_us: i64, burst_us: i64) -> StoreResult<i64> {
+        let now = crate::time_fmt::now_unix_us();
+        sqlx::query("INSERT INTO rate_limits (name, next_at_us) VALUES ($1, 0) ON CONFLICT (name) DO NOTHING")
+            .bind(name)
+            .execute(&self.writer)
+            .await?;
+        let row = sqlx::query(
+            "UPDATE rate_limits SET next_at_us = (CASE WHEN next_at_us > $1 THEN next_at_us ELSE $1 END) + $2 \
+             WHERE name = $3 RETURNING next_at_us",
+        )
+        .bind(now - burst_us)
+        .bind(cost_us)
+        .bind(name)
+        .fetch_one(&self.writer)
+        .await?;
+        let next: i64 = row.try_get(0)?;
+        Ok((next - cost_us).max(now))
+    }
+
+    /// Records a verified save or delete callback once per nonce; answers false for a nonce seen before
+    /// (nothing is changed then).
+    pub async fn record_google_callback(
+        &self,
+        nonce: &str,
+        program: &str,
+        member_id: &str,
+        saved: bool,
+    ) -> StoreResult<bool> {
+        let now = crate::time_fmt::now_unix();
+        let mut tx = self.writer.begin().await?;
+        let fresh = sqlx::query(
+            "INSERT INTO google_callback_nonces (nonce, received_at) VALUES ($1, $2) ON CONFLICT (nonce) DO NOTHING",
+        )
+        .bind(nonce)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if fresh {
+            sqlx::query(
+                "INSERT INTO google_objects (program, member_id, saved, saved_changed_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (program, member_id) DO UPDATE SET saved = excluded.saved, saved_changed_at = excluded.saved_changed_at",
+            )
+            .bind(program)
+            .bind(member_id)
+            .bind(saved as i64)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(fresh)
+    }
+
+    /// Forgets callback nonces older than Google's retry window (the messages expire long before).
+    pub async fn prune_google_nonces(&self, older_than_secs: i64) -> StoreResult<u64> {
+        Ok(sqlx::query("DELETE FROM google_callback_nonces WHERE received_at < $1")
+            .bind(crate::time_fmt::now_unix() - older_than_secs)
+            .execute(&self.writer)
+            .await?
+            .rows_affected())
+    }
+
+    /// The last thing a REST attempt reported for the member's object, if any.
+    pub async fn google_last_result(&self, program: &str, member_id: &str) -> StoreResult<Option<String>> {
+        let row = sqlx::query("SELECT last_result FROM google_objects WHERE program = $1 AND member_id = $2")
+            .bind(program)
+            .bind(member_id)
+            .fetch_optional(&self.reader)
+            .await?;
+        Ok(match row {
+            Some(r) => r.try_get(0)?,
+            None => None,
+        })
+    }
+}
+
+async fn upsert_object(
+    tx: &mut Transaction<'static, Any>,
+    program: &str,
+    member_id: &str,
+    state: &ObjectState,
+) -> StoreResult<()> {
+    let now = crate::time_fmt::now_unix();
+    // A slower writer never moves the object back to an older state.
+    sqlx::query(
+        "INSERT INTO google_objects (program, member_id, inserted_at, synced_tag, synced_points, synced_tier, notified_at, \
+         last_attempt_at, last_result) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'current') \
+         ON CONFLICT (program, member_id) DO UPDATE SET inserted_at = excluded.inserted_at, \
+         synced_tag = excluded.synced_tag, synced_points = excluded.synced_points, synced_tier = excluded.synced_tier, \
+         notified_at = excluded.notified_at, last_attempt_at = excluded.last_attempt_at, last_result = 'current' \
+         WHERE google_objects.synced_tag <= excluded.synced_tag",
+    )
+    .bind(program)
+    .bind(member_id)
+    .bind(if state.inserted { crate::time_fmt::now_unix_ms() } else { 0 })
+    .bind(state.synced_tag)
+    .bind(state.synced_points)
+    .bind(state.synced_tier.clone())
+    .bind(format_times(&state.notified_at))
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn note_attempt(tx: &mut Transaction<'static, Any>, program: &str, member_id: &str, result: &str) -> StoreResult<()> {
+    let result: String = result.chars().take(300).collect();
+    sqlx::query(
+        "INSERT INTO google_objects (program, member_id, last_attempt_at, last_result) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (program, member_id) DO UPDATE SET last_attempt_at = excluded.last_attempt_at, last_result = excluded.last_result",
+    )
+    .bind(program)
+    .bind(member_id)
+    .bind(crate::time_fmt::now_unix())
+    .bind(result)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// The job goes, unless a change arrived while it was in flight: then it stays, due now.
+async fn settle_done(tx: &mut Transaction<'static, Any>, program: &str, member_id: &str, now_ms: i64) -> StoreResult<()> {
+    let deleted = sqlx::query("DELETE FROM google_jobs WHERE program = $1 AND member_id = $2 AND generation = 0")
+        .bind(program)
+        .bind(member_id)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+    if deleted == 0 {
+        release(tx, program, member_id, now_ms, 0).await?;
+    }
+    Ok(())
+}
+
+async fn release(
+    tx: &mut Transaction<'static, Any>,
+    program: &str,
+    member_id: &str,
+    not_before: i64,
+    attempts: i64,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE google_jobs SET lease_until = 0, not_before = $1, attempts = attempts + $2 WHERE program = $3 AND member_id = $4",
+    )
+    .bind(not_before)
+    .bind(attempts)
+    .bind(program)
+    .bind(member_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+fn format_times(times: &[i64]) -> String {
+    times.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
+}
+
+fn parse_times(text: &str) -> Vec<i64> {
+    text.split(',').filter_map(|t| t.trim().parse().ok()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn notification_times_round_trip() {
+        assert_eq!(super::parse_times(&super::format_times(&[1, 22, 333])), [1, 22, 333]);
+        assert!(super::parse_times("").is_empty());
+    }
+}
