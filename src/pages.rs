@@ -73,6 +73,10 @@ pub async fn member_page(state: web::Data<AppState>, req: HttpRequest) -> ApiRes
         serde_json::from_str(&record.attributes).unwrap_or_else(|_| serde_json::json!({}));
     let points_display = group_digits(record.points, locale);
     let qr = qr_svg(&links.page);
+    let google_url = match &state.google {
+        Some(wallet) if !record.retired => wallet.save_link(&record).await,
+        _ => None,
+    };
     let ctx = PageContext {
         member: MemberFields {
             member_id: &record.member_id,
@@ -84,7 +88,9 @@ pub async fn member_page(state: web::Data<AppState>, req: HttpRequest) -> ApiRes
             attributes: &attributes,
         },
         apple_url: &links.apple,
-        google_url: None,
+        google_url: google_url.as_deref(),
+        google_configured: state.google.is_some(),
+        assets_url: &format!("{}/assets", state.settings.public_url),
         page_url: &links.page,
         qr_svg: &qr,
         retired: record.retired,
@@ -95,6 +101,51 @@ pub async fn member_page(state: web::Data<AppState>, req: HttpRequest) -> ApiRes
         .insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"))
         .insert_header((header::CACHE_CONTROL, "no-cache"))
         .body(html))
+}
+
+/// The wallet marks the page's buttons show, served by tessera (no third-party origin).
+const ASSETS: &[(&str, &str)] = &[
+    ("google-wallet-mark.svg", include_str!("pages_assets/google-wallet-mark.svg")),
+    ("apple-wallet-mark.svg", include_str!("pages_assets/apple-wallet-mark.svg")),
+];
+
+/// `GET /assets/{name}`: the page's static assets.
+#[utoipa::path(get, path = "/assets/{name}", tag = "pages",
+    params(("name" = String, Path, description = "An asset of the member page, e.g. google-wallet-mark.svg")),
+    responses((status = 200, description = "The asset", content_type = "image/svg+xml"), (status = 404, response = crate::openapi::NotFound)))]
+pub async fn asset(req: HttpRequest) -> ApiResult<HttpResponse> {
+    let name = segment(&req, "name").unwrap_or_default();
+    let (_, body) = ASSETS.iter().find(|(n, _)| *n == name).ok_or_else(|| ApiError::not_found("no such asset"))?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "image/svg+xml"))
+        .insert_header((header::CACHE_CONTROL, "public, max-age=86400"))
+        .body(*body))
+}
+
+/// `GET /google/images/{name}` and `/google/images/{tier}/{name}`: template images Google shows on the
+/// card (programLogo, heroImage), which Google fetches from a public URL.
+#[utoipa::path(get, path = "/google/images/{tier}/{name}", tag = "pages",
+    params(("tier" = String, Path, description = "A tier of the program"), ("name" = String, Path, description = "An image file of the template, e.g. strip@3x.png")),
+    responses((status = 200, description = "The image", content_type = "image/png"), (status = 404, response = crate::openapi::NotFound)))]
+pub async fn google_tier_image(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<HttpResponse> {
+    let tier = segment(&req, "tier").unwrap_or_default();
+    template_image(&state, Some(&tier), &segment(&req, "name").unwrap_or_default())
+}
+
+/// The program's own images (the logo).
+#[utoipa::path(get, path = "/google/images/{name}", tag = "pages",
+    params(("name" = String, Path, description = "An image file of the template, e.g. logo@3x.png")),
+    responses((status = 200, description = "The image", content_type = "image/png"), (status = 404, response = crate::openapi::NotFound)))]
+pub async fn google_image(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<HttpResponse> {
+    template_image(&state, None, &segment(&req, "name").unwrap_or_default())
+}
+
+fn template_image(state: &AppState, tier: Option<&str>, name: &str) -> ApiResult<HttpResponse> {
+    let image = state.passes.program().image(tier, name).ok_or_else(|| ApiError::not_found("no such image"))?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "image/png"))
+        .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
+        .body(image.to_vec()))
 }
 
 #[cfg(test)]

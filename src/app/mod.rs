@@ -125,6 +125,7 @@ fn google_wallet(
         account,
         &settings.google_api_url,
         settings.google_rate,
+        &settings.google_root_keys,
         program.clone(),
         &settings.public_url,
         store.clone(),

@@ -5,8 +5,10 @@
 //! member answer (`app`) use it, the store records what it decided.
 
 pub mod account;
+pub mod callbacks;
 pub mod client;
 pub mod ecv2;
 pub mod pass;
+pub mod roots;
 pub mod sync;
 pub mod wallet;

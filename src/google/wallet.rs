@@ -41,6 +41,8 @@ pub struct GoogleWallet {
     cost_us: i64,
     store: Store,
     metrics: Arc<Metrics>,
+    /// Google's root keys for verifying callbacks.
+    pub root_keys: super::roots::RootKeyCache,
 }
 
 /// The public URL of a template image served by tessera (`/google/images/...`).
@@ -58,6 +60,7 @@ impl GoogleWallet {
         account: ServiceAccount,
         api_url: &str,
         rate: f64,
+        root_keys: &str,
         program: Arc<Program>,
         public_url: &str,
         store: Store,
@@ -81,6 +84,7 @@ impl GoogleWallet {
             cost_us: (1_000_000.0 / rate).ceil().max(1.0) as i64,
             store,
             metrics,
+            root_keys: super::roots::RootKeyCache::new(root_keys),
         })
     }
 

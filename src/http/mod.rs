@@ -19,6 +19,7 @@ use tracing::Instrument;
 use crate::app::AppState;
 use crate::apple::web_service;
 use crate::error::ApiError;
+use crate::google::callbacks as google_callbacks;
 use crate::{ledger, members, ops, pages};
 
 /// Every route: a path (under the public URL's path) and its methods. `routes()` lists it for the
@@ -52,6 +53,10 @@ fn route_table() -> Vec<(&'static str, Vec<(Method, Route)>)> {
         ("/webhooks/ledger", vec![(Method::POST, web::post().to(ledger::webhook))]),
         ("/m/{public_id}", vec![(Method::GET, web::get().to(pages::member_page))]),
         ("/m/{public_id}/pass.pkpass", vec![(Method::GET, web::get().to(pages::download_pass))]),
+        ("/assets/{name}", vec![(Method::GET, web::get().to(pages::asset))]),
+        ("/google/images/{name}", vec![(Method::GET, web::get().to(pages::google_image))]),
+        ("/google/images/{tier}/{name}", vec![(Method::GET, web::get().to(pages::google_tier_image))]),
+        ("/google/callbacks", vec![(Method::POST, web::post().to(google_callbacks::callback))]),
     ]
 }
 

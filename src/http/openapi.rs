@@ -23,7 +23,8 @@ use crate::{ledger, members, ops};
         ledger::webhook,
         web_service::register, web_service::unregister, web_service::list_updated, web_service::latest_pass,
         web_service::log,
-        crate::pages::member_page, crate::pages::download_pass,
+        crate::pages::member_page, crate::pages::download_pass, crate::pages::asset,
+        crate::pages::google_image, crate::pages::google_tier_image, crate::google::callbacks::callback,
         ops::healthz, ops::metrics, openapi_json,
     ),
     components(schemas(crate::openapi::ErrorBody, crate::openapi::ErrorDetail, crate::error::FieldError)),
@@ -32,7 +33,8 @@ use crate::{ledger, members, ops};
         (name = "admin", description = "Members, with `Authorization: Bearer <admin token>`"),
         (name = "webhook", description = "Ledger events from the loyalty backend, HMAC-signed"),
         (name = "apple-web-service", description = "Apple's PassKit web service, called by iPhones"),
-        (name = "pages", description = "The member's links"),
+        (name = "pages", description = "The member's links and the images and assets they show"),
+        (name = "google", description = "Google Wallet's save and delete callbacks (ECv2SigningOnly-signed)"),
         (name = "operations", description = "Health, metrics and this document"),
     )
 )]

@@ -64,6 +64,36 @@ impl Program {
         self.render_json(name, context)
     }
 
+    /// Renders the class and every tier's object in every locale (retired or not), so a broken Google
+    /// template stops start-up rather than an update.
+    pub(super) fn check_google_renders(&self) -> Result<(), TemplateError> {
+        if !self.has_google_templates() {
+            return Ok(());
+        }
+        let (url, class_id) = ("https://example.invalid/x", "1.sample");
+        self.render_google_class(&ClassContext { class_id, logo_url: url, callback_url: url })?;
+        let attributes = [json!({}), json!({"perks": "Free coffee"})];
+        for (tier, _) in &self.tiers {
+            for locale in self.strings.keys() {
+                for (i, attrs) in attributes.iter().enumerate() {
+                    let member = MemberFields {
+                        member_id: "M-SAMPLE",
+                        display_name: "Sample Member",
+                        name: Some("Sample Member"),
+                        tier,
+                        points: 1250,
+                        locale,
+                        attributes: attrs,
+                    };
+                    let state = if i == 0 { "ACTIVE" } else { "EXPIRED" };
+                    let ctx = ObjectContext { object_id: "1.sample-M", class_id, state, member, tier_image_url: url };
+                    self.render_google_object(&ctx)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// `t` (the strings of `locale`), `localized` and `program`.
     fn google_common(&self, locale: &str) -> Jinja {
         let translations = Arc::new(self.translations(locale));

@@ -123,6 +123,10 @@ pub struct PageContext<'a> {
     pub member: MemberFields<'a>,
     pub apple_url: &'a str,
     pub google_url: Option<&'a str>,
+    /// Google Wallet is configured (so a missing `google_url` means "not available yet").
+    pub google_configured: bool,
+    /// Where the page's own assets are served (`<public URL>/assets`).
+    pub assets_url: &'a str,
     pub page_url: &'a str,
     /// An inline SVG QR code of the page URL, for desktops.
     pub qr_svg: &'a str,
@@ -185,6 +189,7 @@ impl Program {
             strings,
         };
         program.check_renders()?;
+        program.check_google_renders()?;
         Ok(program)
     }
 
@@ -229,6 +234,18 @@ impl Program {
         out
     }
 
+    /// A template image by file name, the tier's own before the program's (`None` for an unknown tier or
+    /// image).
+    pub fn image(&self, tier: Option<&str>, name: &str) -> Option<&[u8]> {
+        match tier {
+            Some(tier) => {
+                let tier = self.tier(tier)?;
+                tier.images.get(name).or_else(|| self.images.get(name)).map(Vec::as_slice)
+            }
+            None => self.images.get(name).map(Vec::as_slice),
+        }
+    }
+
     pub fn render_pass_json(&self, tier: &TierDesign, ctx: &PassContext<'_>) -> Result<String, TemplateError> {
         let template = self.env.get_template(PASS_TEMPLATE).map_err(|e| jinja_error(&self.dir, &e))?;
         let out = template
@@ -254,6 +271,7 @@ impl Program {
         template
             .render(minijinja::context! {
                 member => ctx.member, apple_url => ctx.apple_url, google_url => ctx.google_url,
+                google_configured => ctx.google_configured, assets_url => ctx.assets_url,
                 page_url => ctx.page_url, qr_svg => minijinja::Value::from_safe_string(ctx.qr_svg.to_string()),
                 retired => ctx.retired, points_display => ctx.points_display, locale => locale, t => &self.strings(locale).entries,
                 organization_name => &self.organization_name,
@@ -296,7 +314,9 @@ impl Program {
                     let page = PageContext {
                         member: member.clone(),
                         apple_url: "/a",
-                        google_url: None,
+                        google_url: if i == 0 { None } else { Some("/g") },
+                        google_configured: i == 0,
+                        assets_url: "/assets",
                         page_url: "/p",
                         qr_svg: "<svg/>",
                         retired: i == 1,
