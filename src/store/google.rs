@@ -1,8 +1,6 @@
 //! Google Wallet state: each member's object as Google last accepted it, the object outbox (one job per
 //! member, coalesced like push jobs), callback nonces, and the request rate shared by every instance.
 
-use std::collections::BTreeSet;
-
 use sqlx::{Any, Row, Transaction};
 
 use super::members::{MEMBER_COLUMNS, member_from_row};
@@ -38,35 +36,6 @@ pub enum GoogleOutcome {
 pub struct GoogleResult {
     pub job: GoogleJob,
     pub outcome: GoogleOutcome,
-}
-
-/// Writes an object job for each (program, member), coalescing with a job already waiting; in key order,
-/// like push jobs, so concurrent writers queue instead of deadlocking.
-pub(crate) async fn enqueue_google_jobs(
-    tx: &mut Transaction<'static, Any>,
-    sqlite: bool,
-    members: &BTreeSet<(&str, &str)>,
-) -> StoreResult<u64> {
-    if members.is_empty() {
-        return Ok(0);
-    }
-    let now = crate::time_fmt::now_unix_ms();
-    let mut written = 0;
-    let members: Vec<&(&str, &str)> = members.iter().collect();
-    for chunk in members.chunks(500) {
-        let mut p = Params::new(sqlite);
-        let rows = p.rows(chunk.len(), &["{}", "{}", "CAST({} AS BIGINT)", "1", "0", "CAST({} AS BIGINT)", "0"]);
-        let sql = format!(
-            "INSERT INTO google_jobs (program, member_id, enqueued_at, generation, attempts, not_before, lease_until) \
-             VALUES {rows} ON CONFLICT (program, member_id) DO UPDATE SET generation = google_jobs.generation + 1"
-        );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for (program, member) in chunk {
-            query = query.bind(program.to_string()).bind(member.to_string()).bind(now).bind(now);
-        }
-        written += query.execute(&mut **tx).await?.rows_affected();
-    }
-    Ok(written)
 }
 
 fn object_state_from(row: &sqlx::any::AnyRow, at: usize) -> Result<ObjectState, sqlx::Error> {

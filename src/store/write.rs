@@ -6,7 +6,6 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use sqlx::{Any, Row, Transaction};
 
-use super::google::enqueue_google_jobs;
 use super::notify::{Outbox, announce};
 use super::outbox::enqueue_pushes;
 use super::{EventStatus, MemberRecord, Params, StoreResult};
@@ -229,4 +228,33 @@ fn bind_member_fields<'q>(query: AnyQuery<'q>, r: &MemberRecord) -> AnyQuery<'q>
         .bind(r.attributes.clone())
         .bind(i64::from(r.retired))
         .bind(r.ledger_sequence)
+}
+
+/// Writes an object job for each (program, member), coalescing with a job already waiting; in key order,
+/// like push jobs, so concurrent writers queue instead of deadlocking.
+pub(crate) async fn enqueue_google_jobs(
+    tx: &mut Transaction<'static, Any>,
+    sqlite: bool,
+    members: &BTreeSet<(&str, &str)>,
+) -> StoreResult<u64> {
+    if members.is_empty() {
+        return Ok(0);
+    }
+    let now = crate::time_fmt::now_unix_ms();
+    let mut written = 0;
+    let members: Vec<&(&str, &str)> = members.iter().collect();
+    for chunk in members.chunks(500) {
+        let mut p = Params::new(sqlite);
+        let rows = p.rows(chunk.len(), &["{}", "{}", "CAST({} AS BIGINT)", "1", "0", "CAST({} AS BIGINT)", "0"]);
+        let sql = format!(
+            "INSERT INTO google_jobs (program, member_id, enqueued_at, generation, attempts, not_before, lease_until) \
+             VALUES {rows} ON CONFLICT (program, member_id) DO UPDATE SET generation = google_jobs.generation + 1"
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (program, member) in chunk {
+            query = query.bind(program.to_string()).bind(member.to_string()).bind(now).bind(now);
+        }
+        written += query.execute(&mut **tx).await?.rows_affected();
+    }
+    Ok(written)
 }
