@@ -242,7 +242,10 @@ impl MemberView {
 }
 
 /// The Google half of the member JSON: the save link and the object's state (None without Google).
-pub async fn google_view(state: &AppState, record: &MemberRecord) -> ApiResult<Option<(Option<String>, GoogleObjectView)>> {
+pub async fn google_view(
+    state: &AppState,
+    record: &MemberRecord,
+) -> ApiResult<Option<(Option<String>, GoogleObjectView)>> {
     let Some(wallet) = &state.google else { return Ok(None) };
     let link = if record.retired { None } else { wallet.save_link(record).await };
     let object = state.store.google_object(&record.program, &record.member_id).await?;

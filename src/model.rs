@@ -87,4 +87,3 @@ pub struct ObjectState {
     pub notified_at: Vec<i64>,
     pub saved: bool,
 }
-

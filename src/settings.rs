@@ -255,17 +255,18 @@ impl Raw<'_> {
     fn google_rate(&self) -> Result<f64, SettingsError> {
         match self.get("google_rate").parse::<f64>() {
             Ok(rate) if (0.01..=1_000_000.0).contains(&rate) => Ok(rate),
-            _ => Err(bad("google_rate", "must be a number of requests per second from 0.01 to 1000000, for example 20")),
+            _ => {
+                Err(bad("google_rate", "must be a number of requests per second from 0.01 to 1000000, for example 20"))
+            }
         }
     }
 
     /// Google issues numeric issuer ids; anything else makes every object id invalid.
     fn google_issuer_id(&self) -> Result<Option<String>, SettingsError> {
         match self.opt("google_issuer_id") {
-            Some(id) if id.len() > 30 || !id.bytes().all(|c| c.is_ascii_digit()) => Err(bad(
-                "google_issuer_id",
-                "must be the numeric issuer id shown in the Google Pay & Wallet Console",
-            )),
+            Some(id) if id.len() > 30 || !id.bytes().all(|c| c.is_ascii_digit()) => {
+                Err(bad("google_issuer_id", "must be the numeric issuer id shown in the Google Pay & Wallet Console"))
+            }
             id => Ok(id),
         }
     }
@@ -365,7 +366,9 @@ impl Settings {
             google_service_account: raw.opt("google_service_account").map(PathBuf::from),
             google_api_url: validate_base_url("google_api_url", &raw.get("google_api_url"))?,
             google_rate: raw.google_rate()?,
-            google_root_keys: raw.opt("google_root_keys").ok_or_else(|| bad("google_root_keys", "must not be empty"))?,
+            google_root_keys: raw
+                .opt("google_root_keys")
+                .ok_or_else(|| bad("google_root_keys", "must not be empty"))?,
             push_retry_base_ms: raw.number("push_retry_base_ms", 1..=600_000, "milliseconds from 1 to 600000")?,
             push_lease_ms: raw.number("push_lease_ms", 1_000..=600_000, "of milliseconds from 1000 to 600000")?,
             apns_connections: raw.number("apns_connections", 1..=64, "from 1 to 64")?,

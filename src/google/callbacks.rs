@@ -7,7 +7,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use super::ecv2::{CallbackError, CallbackEvent, verify_callback};
 use super::pass::member_of_object;
 use crate::app::AppState;
-use crate::app::extract::read_json_body;
+use crate::app::extract::{parse_json, read_json_body};
 use crate::error::{ApiError, ApiResult};
 
 /// Google's callbacks are a few hundred bytes.
@@ -33,11 +33,16 @@ fn refused(e: &CallbackError) -> ApiError {
         (status = 404, response = crate::openapi::NotFound), (status = 413, response = crate::openapi::PayloadTooLarge),
         (status = 503, response = crate::openapi::NotConfigured), (status = 500, response = crate::openapi::Internal)))]
 #[tracing::instrument(name = "google callback", skip_all)]
-pub async fn callback(state: web::Data<AppState>, req: HttpRequest, mut payload: web::Payload) -> ApiResult<HttpResponse> {
+pub async fn callback(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    mut payload: web::Payload,
+) -> ApiResult<HttpResponse> {
     let Some(wallet) = state.google.clone() else {
         return Err(ApiError::NotConfigured("Google Wallet is not configured".into()));
     };
     let body = read_json_body(&req, &mut payload, BODY_LIMIT).await?;
+    parse_json(&body)?;
     let now_ms = crate::time_fmt::now_unix_ms();
     let roots = wallet.root_keys.get(false).await.map_err(|e| {
         tracing::error!(error = %e, "Google's root keys cannot be had; callbacks are refused until they can");

@@ -85,13 +85,8 @@ impl TokenSource {
     async fn fetch(&self) -> Result<Token, TokenError> {
         let iat = crate::time_fmt::now_unix();
         let uri = &self.account.token_uri;
-        let assertion = self.account.sign(&Assertion {
-            iss: &self.account.email,
-            scope: SCOPE,
-            aud: uri,
-            iat,
-            exp: iat + 3600,
-        })?;
+        let assertion =
+            self.account.sign(&Assertion { iss: &self.account.email, scope: SCOPE, aud: uri, iat, exp: iat + 3600 })?;
         let form = [("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"), ("assertion", assertion.as_str())];
         let unreachable = |source| TokenError::Unreachable { uri: uri.clone(), source };
         let response = self.http.post(uri).form(&form).timeout(REQUEST_TIMEOUT).send().await.map_err(unreachable)?;

@@ -75,7 +75,12 @@ pub fn fat_link(
     Ok((url.len() - SAVE_URL_PREFIX.len() <= MAX_JWT_CHARS).then_some(url))
 }
 
-fn link(account: &ServiceAccount, public_url: &str, payload: Value, iat: i64) -> Result<String, jsonwebtoken::errors::Error> {
+fn link(
+    account: &ServiceAccount,
+    public_url: &str,
+    payload: Value,
+    iat: i64,
+) -> Result<String, jsonwebtoken::errors::Error> {
     let claims = SaveClaims {
         iss: &account.email,
         aud: "google",

@@ -29,7 +29,13 @@ pub struct GoogleWorker {
 }
 
 impl GoogleWorker {
-    pub fn new(store: Store, wallet: Arc<GoogleWallet>, metrics: Arc<Metrics>, lease_ms: i64, idle_poll_ms: i64) -> Self {
+    pub fn new(
+        store: Store,
+        wallet: Arc<GoogleWallet>,
+        metrics: Arc<Metrics>,
+        lease_ms: i64,
+        idle_poll_ms: i64,
+    ) -> Self {
         GoogleWorker { store, wallet, metrics, lease_ms, idle_poll_ms }
     }
 
@@ -43,8 +49,13 @@ impl GoogleWorker {
     async fn send_round(&self, jobs: Vec<GoogleJob>) -> StoreResult<Vec<GoogleResult>> {
         let program = jobs[0].program.clone();
         let ids: Vec<&str> = jobs.iter().map(|j| j.member_id.as_str()).collect();
-        let mut targets: std::collections::HashMap<String, _> =
-            self.store.google_targets(&program, &ids).await?.into_iter().map(|(m, s)| (m.member_id.clone(), (m, s))).collect();
+        let mut targets: std::collections::HashMap<String, _> = self
+            .store
+            .google_targets(&program, &ids)
+            .await?
+            .into_iter()
+            .map(|(m, s)| (m.member_id.clone(), (m, s)))
+            .collect();
         if let Err(e) = self.wallet.take_rate(jobs.len() as i64).await {
             tracing::warn!(error = %e, "reserving Google's request rate failed; the round goes out unthrottled");
         }

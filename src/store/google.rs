@@ -143,16 +143,16 @@ impl Store {
             query = query.bind(id.to_string());
         }
         let rows = query.fetch_all(&self.writer).await?;
-        Ok(rows.iter().map(|r| Ok((member_from_row(r)?, object_state_from(r, 19)?))).collect::<Result<_, sqlx::Error>>()?)
+        Ok(rows
+            .iter()
+            .map(|r| Ok((member_from_row(r)?, object_state_from(r, 19)?)))
+            .collect::<Result<_, sqlx::Error>>()?)
     }
 
     pub async fn google_object(&self, program: &str, member_id: &str) -> StoreResult<ObjectState> {
         let sql = format!("SELECT {STATE_COLUMNS} FROM google_objects g WHERE g.program = $1 AND g.member_id = $2");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(program)
-            .bind(member_id)
-            .fetch_optional(&self.reader)
-            .await?;
+        let row =
+            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(program).bind(member_id).fetch_optional(&self.reader).await?;
         Ok(match row {
             Some(r) => object_state_from(&r, 0)?,
             None => ObjectState::default(),
@@ -316,7 +316,12 @@ async fn upsert_object(
     Ok(())
 }
 
-async fn note_attempt(tx: &mut Transaction<'static, Any>, program: &str, member_id: &str, result: &str) -> StoreResult<()> {
+async fn note_attempt(
+    tx: &mut Transaction<'static, Any>,
+    program: &str,
+    member_id: &str,
+    result: &str,
+) -> StoreResult<()> {
     let result: String = result.chars().take(300).collect();
     sqlx::query(
         "INSERT INTO google_objects (program, member_id, last_attempt_at, last_result) VALUES ($1, $2, $3, $4) \
@@ -332,7 +337,12 @@ async fn note_attempt(tx: &mut Transaction<'static, Any>, program: &str, member_
 }
 
 /// The job goes, unless a change arrived while it was in flight: then it stays, due now.
-async fn settle_done(tx: &mut Transaction<'static, Any>, program: &str, member_id: &str, now_ms: i64) -> StoreResult<()> {
+async fn settle_done(
+    tx: &mut Transaction<'static, Any>,
+    program: &str,
+    member_id: &str,
+    now_ms: i64,
+) -> StoreResult<()> {
     let deleted = sqlx::query("DELETE FROM google_jobs WHERE program = $1 AND member_id = $2 AND generation = 0")
         .bind(program)
         .bind(member_id)

@@ -99,7 +99,10 @@ impl Program {
         let translations = Arc::new(self.translations(locale));
         let localized = Jinja::from_function(move |key: &str| -> Result<Jinja, minijinja::Error> {
             let values = translations.get(key).ok_or_else(|| {
-                minijinja::Error::new(minijinja::ErrorKind::UndefinedError, format!("no string \"{key}\" in pass.strings"))
+                minijinja::Error::new(
+                    minijinja::ErrorKind::UndefinedError,
+                    format!("no string \"{key}\" in pass.strings"),
+                )
             })?;
             Ok(Jinja::from_serialize(localized_string(values)))
         });
@@ -188,7 +191,11 @@ mod tests {
     #[test]
     fn the_class_has_what_google_requires_in_every_locale() {
         let class = program()
-            .render_google_class(&ClassContext { class_id: "338.default", logo_url: "https://x/logo", callback_url: "https://x/cb" })
+            .render_google_class(&ClassContext {
+                class_id: "338.default",
+                logo_url: "https://x/logo",
+                callback_url: "https://x/cb",
+            })
             .unwrap();
         assert_eq!(class["id"], "338.default");
         assert_eq!(class["reviewStatus"], "UNDER_REVIEW");

@@ -1,0 +1,355 @@
+//! Google Wallet against the stand-in (google_standin.rs: a real HTTP server with the token endpoint and
+//! the loyaltyClass/loyaltyObject REST API) and callbacks signed by google_signer.rs playing Google.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::google_signer::{CallbackSigner, SignOptions, callback_message};
+use crate::google_standin::{GoogleStandIn, ServiceAccount, write_service_account};
+use crate::helpers::{TestApp, assert_error, spawn_app_with};
+
+pub const ISSUER: &str = "3388000000022";
+const DEADLINE: Duration = Duration::from_secs(20);
+
+pub struct GoogleApp {
+    pub app: TestApp,
+    pub google: GoogleStandIn,
+    pub account: ServiceAccount,
+    pub signer: CallbackSigner,
+    _keys: tempfile::TempDir,
+}
+
+/// The server with Google Wallet pointed at a fresh stand-in; `overrides` on top.
+pub async fn spawn_app_with_google(overrides: &[(&str, &str)]) -> GoogleApp {
+    let keys = tempfile::tempdir().unwrap();
+    // The key file names the stand-in's token endpoint, so the stand-in's address comes first.
+    let addr = crate::processes::free_addr();
+    let account = write_service_account(keys.path(), &format!("http://{addr}/token"));
+    let google = GoogleStandIn::start_on(addr, &account.email, account.public_key.clone()).await;
+    assert_eq!(google.token_uri, format!("http://{addr}/token"));
+    let signer = CallbackSigner::new();
+    let roots = keys.path().join("root-keys.json");
+    std::fs::write(&roots, signer.root_keys_json()).unwrap();
+    let (key_file, roots) = (account.key_file.display().to_string(), roots.display().to_string());
+    let mut settings: Vec<(&str, &str)> = vec![
+        ("google_issuer_id", ISSUER),
+        ("google_service_account", &key_file),
+        ("google_api_url", &google.base),
+        ("google_root_keys", &roots),
+    ];
+    settings.extend_from_slice(overrides);
+    let app = spawn_app_with(&settings).await;
+    GoogleApp { app, google, account, signer, _keys: keys }
+}
+
+fn object_id(member: &str) -> String {
+    format!("{ISSUER}.default-{member}")
+}
+
+impl GoogleApp {
+    /// Creates a member and waits until Google has it and nothing is left to send.
+    pub async fn settled_member(&self, id: &str, body: &Value) -> Value {
+        self.app.create_member(id, body).await;
+        self.settle(id).await
+    }
+
+    /// Waits until the member's object is current and the Google outbox is empty.
+    pub async fn settle(&self, id: &str) -> Value {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let member: Value = self.app.get_member(id).await.json().await.unwrap();
+            let metrics = self.app.get(&format!("{}/metrics", self.app.base)).await.text().await.unwrap();
+            if member["google"]["current"] == true && metrics.contains("tessera_google_outbox_depth 0") {
+                return member;
+            }
+            assert!(Instant::now() < deadline, "waiting for Google to be current: {member}");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Successful PATCHes of the member's object.
+    fn patches(&self, id: &str) -> Vec<Value> {
+        self.google.patches_of(&object_id(id)).into_iter().filter(|r| r.status == 200).map(|r| r.body).collect()
+    }
+
+    async fn wait_patches(&self, id: &str, n: usize) -> Vec<Value> {
+        let object = object_id(id);
+        let ok =
+            |r: &crate::google_standin::Recorded| r.status == 200 && r.method == "PATCH" && r.path.ends_with(&object);
+        self.google.wait_until(DEADLINE, |rs| rs.iter().filter(|r| ok(r)).count() >= n).await;
+        let patches = self.patches(id);
+        assert!(patches.len() >= n, "expected {n} PATCHes of {object}, saw {}", patches.len());
+        patches
+    }
+
+    async fn event(&self, id: &str, member: &str, sequence: i64, points: i64, tier: &str) -> Value {
+        let body = json!({"id": id, "member_id": member, "sequence": sequence, "points": points, "tier": tier});
+        let response = self.app.post_ledger(&body).await;
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+
+    async fn post_callback(&self, body: &str) -> reqwest::Response {
+        self.app
+            .client
+            .post(format!("{}/google/callbacks", self.app.base))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+fn decode_link(link: &str, account: &ServiceAccount) -> Value {
+    let jwt = link.strip_prefix("https://pay.google.com/gp/v/save/").expect("a Google save link");
+    let key = jsonwebtoken::DecodingKey::from_rsa_pem(&account.public_key.public_key_to_pem().unwrap()).unwrap();
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    validation.set_audience(&["google"]);
+    validation.set_required_spec_claims(&["iss", "aud"]);
+    validation.validate_exp = false;
+    jsonwebtoken::decode::<Value>(jwt, &key, &validation)
+        .expect("the JWT verifies with the service account's key")
+        .claims
+}
+
+#[tokio::test]
+async fn the_save_link_verifies_names_only_ids_and_stays_short_for_a_long_thai_name() {
+    let g = spawn_app_with_google(&[]).await;
+    let name: String = "สมชาย ใจดี ".chars().cycle().take(199).collect::<String>() + "ก";
+    assert_eq!(name.chars().count(), 200);
+    let member =
+        g.app.create_member("TH-1", &json!({"name": name, "tier": "gold", "points": 1250, "locale": "th"})).await;
+    let link = member["links"]["google"].as_str().expect("links.google").to_string();
+    let jwt_len = link.len() - "https://pay.google.com/gp/v/save/".len();
+    assert!(jwt_len < 1800, "the JWT is {jwt_len} characters");
+    let claims = decode_link(&link, &g.account);
+    assert_eq!(claims["iss"], g.account.email.as_str());
+    assert_eq!(claims["typ"], "savetowallet");
+    assert!(claims["iat"].as_i64().unwrap() > 1_700_000_000);
+    assert_eq!(claims["origins"], json!([g.app.base]));
+    let objects = claims["payload"]["loyaltyObjects"].as_array().unwrap();
+    assert_eq!(objects, &vec![json!({"id": object_id("TH-1"), "classId": format!("{ISSUER}.default")})]);
+    assert_eq!(member["google"]["object_id"], object_id("TH-1"));
+
+    // The class and object Google got before the link was handed out.
+    let class = g.google.class(&format!("{ISSUER}.default")).expect("the class was inserted");
+    assert_eq!(class["reviewStatus"], "UNDER_REVIEW");
+    assert_eq!(class["issuerName"], "Tessera Coffee");
+    assert_eq!(class["callbackOptions"]["url"], format!("{}/google/callbacks", g.app.base));
+    assert!(class["hexBackgroundColor"].as_str().unwrap().starts_with('#'));
+    let languages: Vec<&str> = class["localizedProgramName"]["translatedValues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["language"].as_str().unwrap())
+        .collect();
+    assert_eq!(languages, ["th", "vi"]);
+    let logo = g.app.get(class["programLogo"]["sourceUri"]["uri"].as_str().unwrap()).await;
+    assert_eq!(logo.status(), 200);
+    assert_eq!(logo.headers()["content-type"], "image/png");
+
+    let object = g.google.object(&object_id("TH-1")).expect("the object was inserted");
+    assert_eq!(object["state"], "ACTIVE");
+    assert_eq!(object["accountId"], "TH-1");
+    assert_eq!(object["accountName"], name.as_str());
+    assert_eq!(object["loyaltyPoints"]["balance"]["int"], 1250);
+    assert_eq!(object["loyaltyPoints"]["label"], "คะแนน");
+    assert_eq!(object["loyaltyPoints"]["localizedLabel"]["defaultValue"]["language"], "th");
+    assert_eq!(object["secondaryLoyaltyPoints"]["balance"]["string"], "โกลด์");
+    let pkpass =
+        crate::helpers::unzip(&g.app.get(member["links"]["apple"].as_str().unwrap()).await.bytes().await.unwrap());
+    let apple_barcode = crate::helpers::pass_json(&pkpass)["barcodes"][0]["message"].clone();
+    assert_eq!(object["barcode"]["value"], apple_barcode);
+    let hero = g.app.get(object["heroImage"]["sourceUri"]["uri"].as_str().unwrap()).await;
+    assert_eq!(hero.status(), 200);
+}
+
+#[tokio::test]
+async fn an_applied_event_patches_once_duplicates_and_stale_events_not_at_all() {
+    let g = spawn_app_with_google(&[]).await;
+    g.settled_member("E-1", &json!({"name": "Ann", "tier": "silver", "points": 10})).await;
+    let before = g.patches("E-1").len();
+    g.event("e1", "E-1", 5, 500, "platinum").await;
+    let patches = g.wait_patches("E-1", before + 1).await;
+    let patch = &patches[before];
+    assert_eq!(patch["loyaltyPoints"]["balance"]["int"], 500);
+    assert_eq!(patch["secondaryLoyaltyPoints"]["balance"]["string"], "Platinum");
+    assert_eq!(patch["notifyPreference"], "NOTIFY_ON_UPDATE");
+    g.settle("E-1").await;
+    // A duplicate and a stale event, then a real one as the barrier: only the real one is sent.
+    assert_eq!(g.event("e1", "E-1", 6, 999, "gold").await["results"][0]["status"], "duplicate");
+    assert_eq!(g.event("e2", "E-1", 4, 999, "gold").await["results"][0]["status"], "stale");
+    g.event("e3", "E-1", 7, 700, "platinum").await;
+    let patches = g.wait_patches("E-1", before + 2).await;
+    g.settle("E-1").await;
+    let patches_now = g.patches("E-1");
+    assert_eq!(patches_now.len(), before + 2, "{patches_now:?}");
+    assert_eq!(patches[before + 1]["loyaltyPoints"]["balance"]["int"], 700);
+    assert_eq!(g.google.tokens_issued(), 1, "one access token serves every update");
+}
+
+#[tokio::test]
+async fn ten_changes_while_google_answers_503_become_one_patch_with_the_last_state() {
+    let g = spawn_app_with_google(&[]).await;
+    g.settled_member("D-1", &json!({"name": "Dao", "tier": "silver", "points": 0})).await;
+    let before = g.patches("D-1").len();
+    g.google.fail_always(503);
+    let posted = Instant::now();
+    for i in 1..=10 {
+        g.event(&format!("d{i}"), "D-1", i, i * 100, "gold").await;
+    }
+    let object = object_id("D-1");
+    // Wait for an attempt that failed after the last change was committed, then let Google recover.
+    let done_posting = Instant::now();
+    g.google
+        .wait_until(DEADLINE, |rs| {
+            rs.iter().any(|r| r.status == 503 && r.path.ends_with(&object) && r.at > done_posting)
+        })
+        .await;
+    assert!(posted.elapsed() < DEADLINE);
+    g.google.clear_failures();
+    let patches = g.wait_patches("D-1", before + 1).await;
+    g.settle("D-1").await;
+    let after: Vec<Value> = g.patches("D-1")[before..].to_vec();
+    assert_eq!(after.len(), 1, "one PATCH after recovery: {after:?}");
+    assert_eq!(patches[before]["loyaltyPoints"]["balance"]["int"], 1000);
+}
+
+#[tokio::test]
+async fn four_balance_changes_in_a_day_ask_for_a_notification_three_times() {
+    let g = spawn_app_with_google(&[]).await;
+    g.settled_member("N-1", &json!({"name": "Nok", "tier": "gold", "points": 0})).await;
+    let before = g.patches("N-1").len();
+    for i in 1..=4 {
+        g.event(&format!("n{i}"), "N-1", i, i * 10, "gold").await;
+        g.wait_patches("N-1", before + i as usize).await;
+    }
+    g.settle("N-1").await;
+    let notified = g.patches("N-1")[before..].iter().filter(|p| p["notifyPreference"] == "NOTIFY_ON_UPDATE").count();
+    assert_eq!(notified, 3);
+    // A name change is sent silently.
+    g.app.put_member("N-1", &json!({"name": "Nok Renamed", "tier": "gold", "points": 40})).await;
+    let last = g.wait_patches("N-1", before + 5).await.pop().unwrap();
+    assert_eq!(last["accountName"], "Nok Renamed");
+    assert!(last.get("notifyPreference").is_none());
+}
+
+#[tokio::test]
+async fn a_revoked_token_is_refreshed_once_and_retiring_expires_the_object() {
+    let g = spawn_app_with_google(&[]).await;
+    g.settled_member("R-1", &json!({"name": "Rin", "tier": "gold", "points": 5})).await;
+    g.google.revoke_tokens();
+    let before = g.patches("R-1").len();
+    let retired = g.app.delete_member("R-1").await;
+    assert_eq!(retired.status(), 200);
+    let patch = g.wait_patches("R-1", before + 1).await.pop().unwrap();
+    assert_eq!(patch["state"], "EXPIRED");
+    assert_eq!(g.google.tokens_issued(), 2, "a 401 fetches one new token");
+    let member = g.settle("R-1").await;
+    assert!(member["links"].get("google").is_none(), "a retired member gets no save link");
+}
+
+#[tokio::test]
+async fn google_refusing_the_service_account_is_reported_and_updates_wait() {
+    let g = spawn_app_with_google(&[]).await;
+    g.settled_member("F-1", &json!({"name": "Fah", "tier": "gold", "points": 5})).await;
+    g.google.fail_always(403);
+    g.event("f1", "F-1", 1, 50, "gold").await;
+    let member = g
+        .app
+        .wait_member("F-1", "the 403 to show", |m| {
+            m["google"]["problem"].as_str().is_some_and(|p| p.starts_with("forbidden"))
+        })
+        .await;
+    assert_eq!(member["google"]["current"], false);
+    let metrics = g.app.get(&format!("{}/metrics", g.app.base)).await.text().await.unwrap();
+    assert!(metrics.contains("tessera_google_forbidden 1"), "{metrics}");
+}
+
+#[tokio::test]
+async fn a_genuine_save_callback_sets_saved_and_bad_ones_change_nothing() {
+    let g = spawn_app_with_google(&[]).await;
+    g.settled_member("C-1", &json!({"name": "Chai", "tier": "gold", "points": 5})).await;
+    let class = format!("{ISSUER}.default");
+    let later = tessera::time_fmt::now_unix_ms() + 60_000;
+    let message = |event: &str, nonce: &str| callback_message(&class, &object_id("C-1"), event, later, nonce);
+    let saved = |m: &Value| m["google"]["saved"] == true;
+
+    // Bad ones first: each a 4xx with the JSON error, and the member not saved.
+    let unsigned = json!({"protocolVersion": "ECv2SigningOnly", "signedMessage": message("save", "n0").to_string()});
+    assert_error(g.post_callback(&unsigned.to_string()).await, 401, "bad-signature").await;
+    let genuine = g.signer.sign(ISSUER, &message("save", "n1"));
+    let forged = genuine.replace("C-1", "C-2");
+    assert_ne!(forged, genuine);
+    assert_error(g.post_callback(&forged).await, 401, "bad-signature").await;
+    let expired = g.signer.sign(ISSUER, &callback_message(&class, &object_id("C-1"), "save", 1_000, "n2"));
+    assert_error(g.post_callback(&expired).await, 401, "stale-signature").await;
+    let other_issuer = g.signer.sign("3388000000099", &message("save", "n3"));
+    assert_error(g.post_callback(&other_issuer).await, 401, "bad-signature").await;
+    let other_ids = g.signer.sign(ISSUER, &callback_message("999.default", "999.default-C-1", "save", later, "n4"));
+    assert_error(g.post_callback(&other_ids).await, 401, "bad-signature").await;
+    let foreign = g.signer.sign_with(
+        ISSUER,
+        &message("save", "n5").to_string(),
+        &SignOptions { foreign_root: true, ..Default::default() },
+    );
+    assert_error(g.post_callback(&foreign).await, 401, "bad-signature").await;
+    assert_error(g.post_callback("not json").await, 400, "invalid-json").await;
+    assert!(!saved(&g.app.get_member("C-1").await.json().await.unwrap()));
+
+    // The genuine one, then its replay.
+    let answer = g.post_callback(&genuine).await;
+    assert_eq!(answer.status(), 200);
+    assert!(saved(&g.app.get_member("C-1").await.json().await.unwrap()));
+    let delete = g.signer.sign(ISSUER, &message("del", "n6"));
+    assert_error(g.post_callback(&genuine).await, 401, "stale-signature").await;
+    assert_eq!(g.post_callback(&delete).await.status(), 200);
+    assert!(!saved(&g.app.get_member("C-1").await.json().await.unwrap()));
+    assert_error(g.post_callback(&genuine).await, 401, "stale-signature").await;
+    assert!(!saved(&g.app.get_member("C-1").await.json().await.unwrap()), "a replayed save changes nothing");
+    let metrics = g.app.get(&format!("{}/metrics", g.app.base)).await.text().await.unwrap();
+    assert!(metrics.contains("tessera_google_callbacks_total{result=\"save\"} 1"), "{metrics}");
+}
+
+#[tokio::test]
+async fn the_member_page_shows_both_buttons_and_the_assets_are_served() {
+    let g = spawn_app_with_google(&[]).await;
+    let member = g.app.create_member("P-1", &json!({"name": "Pim", "tier": "gold", "points": 5, "locale": "th"})).await;
+    let page = g.app.get(member["links"]["page"].as_str().unwrap()).await.text().await.unwrap().replace("&#x2f;", "/");
+    assert!(page.contains("https://pay.google.com/gp/v/save/"), "{page}");
+    assert!(page.contains("google-wallet-mark.svg"));
+    let mark = g.app.get(&format!("{}/assets/google-wallet-mark.svg", g.app.base)).await;
+    assert_eq!(mark.status(), 200);
+    assert_eq!(mark.headers()["content-type"], "image/svg+xml");
+}
+
+#[tokio::test]
+async fn without_google_settings_apple_works_and_nothing_calls_google() {
+    let account_dir = tempfile::tempdir().unwrap();
+    let account = write_service_account(account_dir.path(), "http://127.0.0.1:1/token");
+    let google = GoogleStandIn::start(&account.email, account.public_key.clone()).await;
+    // The API URL is set, but not the issuer and key: Google stays off.
+    let app = spawn_app_with(&[("google_api_url", &google.base)]).await;
+    let member = app.create_member("A-1", &json!({"name": "Apple Only", "tier": "gold", "points": 5})).await;
+    assert!(member["links"].get("google").is_none(), "{member}");
+    assert!(member.get("google").is_none(), "{member}");
+    assert!(member["links"]["apple"].is_string());
+    let page = app.get(member["links"]["page"].as_str().unwrap()).await.text().await.unwrap();
+    assert!(!page.contains("google-wallet-mark") && !page.contains("pay.google.com"));
+    let body = json!({"id": "a1", "member_id": "A-1", "sequence": 1, "points": 9, "tier": "gold"});
+    assert_eq!(app.post_ledger(&body).await.status(), 200);
+    let callback = app
+        .client
+        .post(format!("{}/google/callbacks", app.base))
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_error(callback, 503, "not-configured").await;
+    let metrics = app.get(&format!("{}/metrics", app.base)).await.text().await.unwrap();
+    assert!(!metrics.contains("tessera_google_"));
+    assert!(google.requests().is_empty(), "{:?}", google.requests());
+}
