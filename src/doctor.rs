@@ -64,6 +64,7 @@ pub async fn check(settings: &Settings) -> Findings {
     let identity = check_certificates(settings, &mut f);
     let program = match Program::load(&settings.templates_dir, &settings.program) {
         Ok(p) => {
+            check_google(settings, &p, &mut f).await;
             f.ok(format!(
                 "templates: program `{}` renders every tier ({}) and locale ({})",
                 p.name,
@@ -90,6 +91,36 @@ pub async fn check(settings: &Settings) -> Findings {
     }
     check_database(settings, identity.as_ref(), &mut f).await;
     f
+}
+
+/// The Google Wallet settings: the key file, the templates, and whether Google grants a token.
+async fn check_google(settings: &Settings, program: &Program, f: &mut Findings) {
+    let (Some(issuer), Some(key_file)) = (&settings.google_issuer_id, &settings.google_service_account) else {
+        f.ok("Google Wallet is not configured (TESSERA_GOOGLE_ISSUER_ID, TESSERA_GOOGLE_SERVICE_ACCOUNT): Apple Wallet only");
+        return;
+    };
+    f.ok(format!("Google issuer id {issuer}"));
+    let account = match crate::google::account::ServiceAccount::load(key_file) {
+        Ok(a) => {
+            f.ok(format!("Google service account {} (RSA key; tokens from {})", a.email, a.token_uri));
+            a
+        }
+        Err(e) => return f.error(e.to_string()),
+    };
+    if !program.has_google_templates() {
+        f.error(format!(
+            "Google Wallet is configured but {} has no google/class.json and google/object.json; copy them from templates/default/google",
+            program.dir.display()
+        ));
+    }
+    let tokens = crate::google::client::TokenSource::new(account, reqwest::Client::new());
+    match tokens.token().await {
+        Ok(_) => f.ok("Google grants the service account an access token for the Wallet API"),
+        Err(e) => f.error(format!(
+            "Google does not grant an access token: {:#}. A refused grant usually means the key was deleted or the clock is off; an unreachable endpoint, no way out to Google",
+            anyhow::Error::new(e)
+        )),
+    }
 }
 
 fn cert_days_left(cert: &X509) -> Option<i32> {
@@ -267,6 +298,13 @@ async fn check_database(settings: &Settings, identity: Option<&SigningIdentity>,
                 let waiting = store.outbox_depth().await.unwrap_or(0);
                 f.error(format!(
                     "APNs refused tessera's credentials (403 {reason}) at {}; {waiting} push(es) are waiting. Check that TESSERA_APPLE_CERT is the Pass Type ID certificate (not an app push certificate) and not revoked, or the .p8 key, key id and team id for token auth; pushes resume by themselves once APNs accepts them",
+                    crate::time_fmt::rfc3339(since)
+                ));
+            }
+            if let Ok(Some((reason, since))) = store.service_state(crate::push::google::GOOGLE_FORBIDDEN).await {
+                let waiting = store.google_outbox_depth().await.unwrap_or(0);
+                f.error(format!(
+                    "Google refused the service account ({reason}) at {}; {waiting} object update(s) are waiting. Add the service account's email under Users in the Google Pay & Wallet Console for this issuer; updates resume by themselves once Google accepts it",
                     crate::time_fmt::rfc3339(since)
                 ));
             }

@@ -12,6 +12,14 @@ mod crash;
 mod deploy;
 #[path = "api/examples.rs"]
 mod examples;
+#[path = "api/google.rs"]
+mod google;
+#[path = "api/google_rate.rs"]
+mod google_rate;
+#[path = "api/google_signer.rs"]
+mod google_signer;
+#[path = "api/google_standin.rs"]
+mod google_standin;
 #[path = "api/helpers.rs"]
 mod helpers;
 #[path = "api/inspect_corpus.rs"]

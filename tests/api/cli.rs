@@ -62,6 +62,7 @@ fn doctor_passes_on_the_example_set_and_names_what_is_wrong() {
     assert!(ok.status.success(), "{text}");
     assert!(text.contains("0 error(s)"), "{text}");
     assert!(text.contains("not Apple's"), "{text}");
+    assert!(text.contains("Google Wallet is not configured"), "{text}");
 
     // A key that belongs to another certificate.
     let other = tempfile::tempdir().unwrap();

@@ -353,3 +353,53 @@ async fn without_google_settings_apple_works_and_nothing_calls_google() {
     assert!(!metrics.contains("tessera_google_"));
     assert!(google.requests().is_empty(), "{:?}", google.requests());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_checks_the_key_file_and_that_google_grants_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = crate::processes::free_addr();
+    let token_uri = format!("http://{addr}/token");
+    let account = write_service_account(dir.path(), &token_uri);
+    let _google = GoogleStandIn::start_on(addr, &account.email, account.public_key.clone()).await;
+    let repo = crate::helpers::repo();
+    let templates = repo.join("templates").display().to_string();
+    let database = format!("sqlite://{}/doctor.db", dir.path().display());
+    let run = |key_file: String| {
+        let (templates, database, dir) = (templates.clone(), database.clone(), dir.path().to_path_buf());
+        let repo = repo.clone();
+        tokio::task::spawn_blocking(move || {
+            let out = crate::helpers::tessera(
+                &["doctor"],
+                &repo,
+                &[
+                    ("TESSERA_TEMPLATES_DIR", &templates),
+                    ("TESSERA_DATABASE_URL", &database),
+                    ("TESSERA_GOOGLE_ISSUER_ID", ISSUER),
+                    ("TESSERA_GOOGLE_SERVICE_ACCOUNT", &key_file),
+                ],
+            );
+            let _ = dir;
+            String::from_utf8_lossy(&out.stdout).to_string()
+        })
+    };
+    let good = run(account.key_file.display().to_string()).await.unwrap();
+    assert!(good.contains("Google grants the service account an access token"), "{good}");
+    assert!(good.contains(&account.email), "{good}");
+
+    // A key Google does not know (another account's email with this token endpoint): refused, in words.
+    let other_dir = dir.path().join("other");
+    std::fs::create_dir_all(&other_dir).unwrap();
+    let other = crate::google_standin::write_service_account_as(
+        &other_dir,
+        &token_uri,
+        "stranger@example.iam.gserviceaccount.com",
+    );
+    let refused = run(other.key_file.display().to_string()).await.unwrap();
+    assert!(refused.contains("error: Google does not grant an access token"), "{refused}");
+
+    // Not a key file at all.
+    let junk = dir.path().join("junk.json");
+    std::fs::write(&junk, "{\"client_email\": \"x@y\"}").unwrap();
+    let broken = run(junk.display().to_string()).await.unwrap();
+    assert!(broken.contains("has no `private_key`"), "{broken}");
+}
