@@ -18,6 +18,7 @@ mod google;
 mod google_rate;
 #[path = "api/google_signer.rs"]
 mod google_signer;
+#[allow(dead_code)]
 #[path = "api/google_standin.rs"]
 mod google_standin;
 #[path = "api/helpers.rs"]

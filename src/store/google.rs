@@ -208,7 +208,8 @@ impl Store {
 
     /// Reserves `cost_us` of the shared request rate `name` (GCRA: one row holds the theoretical arrival
     /// time, so every instance draws from one budget); answers the unix µs at which the caller may send.
-    /// Up to `burst_us` of unused rate may be spent at once.
+    /// At most `burst_us` of requests run ahead of the rate (so an idle deployment may send a second's
+    /// worth at once, then the rate).
     pub async fn reserve_rate(&self, name: &str, cost_us: i64, burst_us: i64) -> StoreResult<i64> {
         let now = crate::time_fmt::now_unix_us();
         sqlx::query("INSERT INTO rate_limits (name, next_at_us) VALUES ($1, 0) ON CONFLICT (name) DO NOTHING")
@@ -219,13 +220,14 @@ impl Store {
             "UPDATE rate_limits SET next_at_us = (CASE WHEN next_at_us > $1 THEN next_at_us ELSE $1 END) + $2 \
              WHERE name = $3 RETURNING next_at_us",
         )
-        .bind(now - burst_us)
+        .bind(now)
         .bind(cost_us)
         .bind(name)
         .fetch_one(&self.writer)
         .await?;
+        // The reservation may start once no more than `burst_us` of it lies ahead of the rate.
         let next: i64 = row.try_get(0)?;
-        Ok((next - cost_us).max(now))
+        Ok((next - burst_us).max(now))
     }
 
     /// Records a verified save or delete callback once per nonce; answers false for a nonce seen before

@@ -403,3 +403,31 @@ async fn doctor_checks_the_key_file_and_that_google_grants_a_token() {
     let broken = run(junk.display().to_string()).await.unwrap();
     assert!(broken.contains("has no `private_key`"), "{broken}");
 }
+
+#[tokio::test]
+async fn the_stand_in_token_endpoint_refuses_what_google_would() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = crate::processes::free_addr();
+    let account = write_service_account(dir.path(), &format!("http://{addr}/token"));
+    let google = GoogleStandIn::start_on(addr, &account.email, account.public_key.clone()).await;
+    let client = reqwest::Client::new();
+    let grant = |claims: &Value| {
+        let form = [
+            ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer".to_string()),
+            ("assertion", account.assertion(claims)),
+        ];
+        client.post(&google.token_uri).form(&form).send()
+    };
+    let good = account.claims(&google.token_uri);
+    assert_eq!(grant(&good).await.unwrap().status(), 200);
+    for (field, value) in [
+        ("scope", json!("https://www.googleapis.com/auth/other")),
+        ("aud", json!("https://elsewhere/token")),
+        ("iss", json!("x@y")),
+    ] {
+        let mut bad = good.clone();
+        bad[field] = value;
+        assert_eq!(grant(&bad).await.unwrap().status(), 400, "{field}");
+    }
+    assert_eq!(google.tokens_issued(), 1);
+}
