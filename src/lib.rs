@@ -13,6 +13,7 @@ pub mod error;
 pub mod google;
 pub mod http;
 pub mod ids;
+pub mod jwt;
 pub mod ledger;
 pub mod members;
 pub mod metrics;

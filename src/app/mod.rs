@@ -64,6 +64,7 @@ pub struct AppState {
 impl AppState {
     /// Loads everything a server needs and checks it: certificates, templates, database (migrated), secrets.
     pub async fn build(settings: Settings) -> anyhow::Result<AppState> {
+        crate::jwt::install();
         let identity = SigningIdentity::load(
             &settings.apple_cert,
             &settings.apple_key,

@@ -69,6 +69,7 @@ impl ServiceAccount {
 
     /// Signs `claims` with RS256 (the header names the key, as Google's libraries do).
     pub fn sign<T: serde::Serialize>(&self, claims: &T) -> Result<String, jsonwebtoken::errors::Error> {
+        crate::jwt::install();
         let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
         header.kid = self.key_id.clone();
         jsonwebtoken::encode(&header, claims, &self.key)

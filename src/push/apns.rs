@@ -251,6 +251,7 @@ pub fn provider_jwt(
     header.kid = Some(key_id.to_string());
     // Apple's documented header carries only alg and kid.
     header.typ = None;
+    crate::jwt::install();
     jsonwebtoken::encode(&header, &Claims { iss: team_id, iat }, key)
 }
 
