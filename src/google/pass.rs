@@ -59,7 +59,9 @@ pub fn skinny_link(
 }
 
 /// A save link carrying the whole object (and the class when it may not exist yet), for when the API
-/// cannot be reached; `None` when it would be longer than browsers keep.
+/// cannot be reached: as rendered if that fits, else without the translations (the member's own
+/// language stays; the worker's update brings the rest once Google answers); `None` when even that is
+/// longer than browsers keep.
 pub fn fat_link(
     account: &ServiceAccount,
     public_url: &str,
@@ -67,12 +69,36 @@ pub fn fat_link(
     class: Option<&Value>,
     iat: i64,
 ) -> Result<Option<String>, jsonwebtoken::errors::Error> {
-    let mut payload = json!({"loyaltyObjects": [object]});
-    if let Some(class) = class {
-        payload["loyaltyClasses"] = json!([class]);
+    let payload = |object: &Value, class: Option<&Value>| {
+        let mut payload = json!({"loyaltyObjects": [object]});
+        if let Some(class) = class {
+            payload["loyaltyClasses"] = json!([class]);
+        }
+        payload
+    };
+    let fits = |url: &String| url.len() - SAVE_URL_PREFIX.len() <= MAX_JWT_CHARS;
+    let url = link(account, public_url, payload(object, class), iat)?;
+    if fits(&url) {
+        return Ok(Some(url));
     }
-    let url = link(account, public_url, payload, iat)?;
-    Ok((url.len() - SAVE_URL_PREFIX.len() <= MAX_JWT_CHARS).then_some(url))
+    let (object, class) = (without_translations(object), class.map(without_translations));
+    let url = link(account, public_url, payload(&object, class.as_ref()), iat)?;
+    Ok(fits(&url).then_some(url))
+}
+
+/// `value` without the `localized*` and `contentDescription` members (Google falls back to the plain
+/// label in the member's language).
+fn without_translations(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter(|(k, _)| !k.starts_with("localized") && *k != "contentDescription")
+                .map(|(k, v)| (k.clone(), without_translations(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(without_translations).collect()),
+        other => other.clone(),
+    }
 }
 
 fn link(
@@ -107,6 +133,17 @@ mod tests {
         assert_eq!(member_of_object("3388000000022", "default", "3388000000022.other-M-1"), None);
         assert_eq!(member_of_object("3388000000022", "default", "3388000000022.default-"), None);
         assert_eq!(member_of_object("3388000000022", "default", "3388000000022.default-a/b"), None);
+    }
+
+    #[test]
+    fn translations_are_dropped_to_fit_and_the_rest_kept() {
+        let object = json!({"id": "1.p-m", "loyaltyPoints": {"label": "ĐIỂM", "localizedLabel": {"x": 1}, "balance": {"int": 5}},
+            "heroImage": {"sourceUri": {"uri": "u"}, "contentDescription": {}}, "textModulesData": [{"id": "a", "localizedBody": {}}]});
+        assert_eq!(
+            without_translations(&object),
+            json!({"id": "1.p-m", "loyaltyPoints": {"label": "ĐIỂM", "balance": {"int": 5}},
+                "heroImage": {"sourceUri": {"uri": "u"}}, "textModulesData": [{"id": "a"}]})
+        );
     }
 
     #[test]

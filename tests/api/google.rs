@@ -115,6 +115,68 @@ fn decode_link(link: &str, account: &ServiceAccount) -> Value {
 }
 
 #[tokio::test]
+async fn concurrent_first_callers_share_one_token_refresh() {
+    let g = spawn_app_with_google(&[]).await;
+    let creations = (0..16).map(|i| {
+        let app = &g.app;
+        async move { app.create_member(&format!("T-{i}"), &json!({"name": "T", "tier": "gold", "points": i})).await }
+    });
+    for member in futures_join(creations).await {
+        assert!(member["links"]["google"].is_string(), "{member}");
+    }
+    assert_eq!(g.google.tokens_issued(), 1);
+}
+
+/// Runs the futures concurrently and answers their outputs in order.
+async fn futures_join<F: std::future::Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    let mut pinned: Vec<std::pin::Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = pinned.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (future, output) in pinned.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => *output = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending { std::task::Poll::Pending } else { std::task::Poll::Ready(()) }
+    })
+    .await;
+    outputs.into_iter().map(|o| o.unwrap()).collect()
+}
+
+#[tokio::test]
+async fn while_google_is_down_the_link_carries_the_object_or_the_page_says_the_card_is_not_ready() {
+    let g = spawn_app_with_google(&[]).await;
+    // Google down from the start: the class cannot be upserted, so a link would carry the class and the
+    // object, longer than a browser keeps.
+    g.google.fail_always(503);
+    let member = g.app.create_member("U-1", &json!({"name": "Uma", "tier": "gold", "points": 5, "locale": "vi"})).await;
+    assert!(member["links"].get("google").is_none(), "{member}");
+    let page = g.app.get(member["links"]["page"].as_str().unwrap()).await.text().await.unwrap();
+    assert!(page.contains("Thẻ Google Wallet chưa sẵn sàng"), "{page}");
+    // Once the class exists, a member created while Google is down gets a link with the whole object.
+    g.google.clear_failures();
+    g.settle("U-1").await;
+    g.google.fail_always(503);
+    let member = g.app.create_member("U-2", &json!({"name": "Vy", "tier": "silver", "points": 7})).await;
+    let link = member["links"]["google"].as_str().expect("a link carrying the object");
+    assert!(link.len() - "https://pay.google.com/gp/v/save/".len() <= 1800);
+    let claims = decode_link(link, &g.account);
+    let object = &claims["payload"]["loyaltyObjects"][0];
+    assert_eq!(object["id"], object_id("U-2"));
+    assert_eq!(object["loyaltyPoints"]["balance"]["int"], 7);
+    assert!(claims["payload"].get("loyaltyClasses").is_none());
+    assert_eq!(object["loyaltyPoints"]["label"], "POINTS");
+    // When Google is back, the worker inserts the object (a 409 if the member saved it meanwhile).
+    g.google.clear_failures();
+    g.settle("U-2").await;
+    assert_eq!(g.google.object(&object_id("U-2")).unwrap()["loyaltyPoints"]["balance"]["int"], 7);
+}
+
+#[tokio::test]
 async fn the_save_link_verifies_names_only_ids_and_stays_short_for_a_long_thai_name() {
     let g = spawn_app_with_google(&[]).await;
     let name: String = "สมชาย ใจดี ".chars().cycle().take(199).collect::<String>() + "ก";
@@ -168,11 +230,17 @@ async fn the_save_link_verifies_names_only_ids_and_stays_short_for_a_long_thai_n
 
 #[tokio::test]
 async fn an_applied_event_patches_once_duplicates_and_stale_events_not_at_all() {
-    let g = spawn_app_with_google(&[]).await;
-    g.settled_member("E-1", &json!({"name": "Ann", "tier": "silver", "points": 10})).await;
+    let apns = crate::apns_standin::StandIn::start(&[&crate::helpers::repo().join("certs-example/root.pem")]).await;
+    let ca = apns.ca_path.display().to_string();
+    let g = spawn_app_with_google(&[("apns_url", &apns.url), ("apns_ca", &ca)]).await;
+    let pass = g.app.member_with_pass("E-1", &json!({"name": "Ann", "tier": "silver", "points": 10})).await;
+    let token = crate::helpers::push_token("e1");
+    assert_eq!(g.app.register("device-e1", &pass, &token).await.status(), 201);
+    g.settle("E-1").await;
     let before = g.patches("E-1").len();
     g.event("e1", "E-1", 5, 500, "platinum").await;
     let patches = g.wait_patches("E-1", before + 1).await;
+    assert_eq!(apns.wait_for(&token, 1).await.len(), 1, "one APNs push beside the PATCH");
     let patch = &patches[before];
     assert_eq!(patch["loyaltyPoints"]["balance"]["int"], 500);
     assert_eq!(patch["secondaryLoyaltyPoints"]["balance"]["string"], "Platinum");
@@ -188,6 +256,7 @@ async fn an_applied_event_patches_once_duplicates_and_stale_events_not_at_all() 
     assert_eq!(patches_now.len(), before + 2, "{patches_now:?}");
     assert_eq!(patches[before + 1]["loyaltyPoints"]["balance"]["int"], 700);
     assert_eq!(g.google.tokens_issued(), 1, "one access token serves every update");
+    assert_eq!(apns.wait_for(&token, 2).await.len(), 2, "one push per applied event, none for the others");
 }
 
 #[tokio::test]
