@@ -3,6 +3,7 @@
 
 use sqlx::{Any, Row, Transaction};
 
+use super::jobs::GOOGLE_JOBS;
 use super::members::{MEMBER_COLUMNS, member_from_row};
 use super::{MemberRecord, Params, Store, StoreResult};
 use crate::model::ObjectState;
@@ -67,22 +68,9 @@ impl Store {
         self.google_signal.notified().await
     }
 
-    /// Claims up to `limit` due object jobs, oldest change first, for `lease_ms`.
+    /// Claims up to `limit` due object jobs, oldest change first, for `lease_ms` (see `claim_jobs`).
     pub async fn claim_google_jobs(&self, limit: i64, lease_ms: i64) -> StoreResult<Vec<GoogleJob>> {
-        let now = crate::time_fmt::now_unix_ms();
-        let lock = if self.sqlite { "" } else { " FOR UPDATE SKIP LOCKED" };
-        let sql = format!(
-            "UPDATE google_jobs SET lease_until = $1, generation = 0 WHERE (program, member_id) IN \
-             (SELECT program, member_id FROM google_jobs WHERE not_before <= $2 AND lease_until <= $2 \
-              ORDER BY enqueued_at LIMIT $3{lock}) \
-             RETURNING program, member_id, attempts, enqueued_at"
-        );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(now + lease_ms)
-            .bind(now)
-            .bind(limit)
-            .fetch_all(&self.writer)
-            .await?;
+        let rows = self.claim_jobs(&GOOGLE_JOBS, limit, lease_ms).await?;
         let mut jobs = rows
             .iter()
             .map(|r| {
@@ -100,24 +88,16 @@ impl Store {
 
     /// Releases every object job lease (single-instance SQLite start-up: the previous process is gone).
     pub async fn release_google_leases(&self) -> StoreResult<u64> {
-        Ok(sqlx::query("UPDATE google_jobs SET lease_until = 0 WHERE lease_until > 0")
-            .execute(&self.writer)
-            .await?
-            .rows_affected())
+        self.release_job_leases(&GOOGLE_JOBS).await
     }
 
     /// Unix ms when the next object job falls due, if any waits.
     pub async fn next_google_due(&self) -> StoreResult<Option<i64>> {
-        let row = sqlx::query(
-            "SELECT MIN(CASE WHEN lease_until > not_before THEN lease_until ELSE not_before END) FROM google_jobs",
-        )
-        .fetch_one(&self.reader)
-        .await?;
-        Ok(row.try_get(0)?)
+        self.next_job_due(&GOOGLE_JOBS).await
     }
 
     pub async fn google_outbox_depth(&self) -> StoreResult<i64> {
-        Ok(sqlx::query("SELECT COUNT(*) FROM google_jobs").fetch_one(&self.reader).await?.try_get(0)?)
+        self.job_count(&GOOGLE_JOBS).await
     }
 
     /// Members with what Google last accepted of their objects.

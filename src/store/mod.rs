@@ -6,6 +6,7 @@
 
 mod connect;
 mod google;
+mod jobs;
 mod ledger;
 mod members;
 mod notify;

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use sqlx::{Any, Row, Transaction};
 
+use super::jobs::PUSH_JOBS;
 use super::{Params, Store, StoreResult};
 
 /// How many attempts a push gets before it is given up (with backoff, a few hours of retries).
@@ -96,24 +97,9 @@ pub(crate) async fn enqueue_pushes(
 }
 
 impl Store {
-    /// Claims up to `limit` due jobs for `lease_ms`, resetting their `generation` to 0: a change that
-    /// arrives while the push is in flight moves it, which keeps the job alive past its delivery. On
-    /// PostgreSQL, `SKIP LOCKED` keeps several instances from claiming the same job.
+    /// Claims up to `limit` due push jobs for `lease_ms` (see `claim_jobs`).
     pub async fn claim_push_jobs(&self, limit: i64, lease_ms: i64) -> StoreResult<Vec<PushJob>> {
-        let now = crate::time_fmt::now_unix_ms();
-        let lock = if self.sqlite { "" } else { " FOR UPDATE SKIP LOCKED" };
-        let sql = format!(
-            "UPDATE push_jobs SET lease_until = $1, generation = 0 WHERE (pass_type_id, push_token) IN \
-             (SELECT pass_type_id, push_token FROM push_jobs WHERE not_before <= $2 AND lease_until <= $2 \
-              ORDER BY not_before LIMIT $3{lock}) \
-             RETURNING pass_type_id, push_token, attempts, enqueued_at"
-        );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(now + lease_ms)
-            .bind(now)
-            .bind(limit)
-            .fetch_all(&self.writer)
-            .await?;
+        let rows = self.claim_jobs(&PUSH_JOBS, limit, lease_ms).await?;
         rows.iter()
             .map(|r| {
                 Ok(PushJob {
@@ -126,27 +112,18 @@ impl Store {
             .collect()
     }
 
-    /// Unix milliseconds when the next job falls due, if any is waiting.
+    /// Unix milliseconds when the next push job falls due, if any is waiting.
     pub async fn next_push_due(&self) -> StoreResult<Option<i64>> {
-        let row = sqlx::query(
-            "SELECT MIN(CASE WHEN lease_until > not_before THEN lease_until ELSE not_before END) FROM push_jobs",
-        )
-        .fetch_one(&self.reader)
-        .await?;
-        Ok(row.try_get(0)?)
+        self.next_job_due(&PUSH_JOBS).await
     }
 
     pub async fn outbox_depth(&self) -> StoreResult<i64> {
-        Ok(sqlx::query("SELECT COUNT(*) FROM push_jobs").fetch_one(&self.reader).await?.try_get(0)?)
+        self.job_count(&PUSH_JOBS).await
     }
 
-    /// Releases every lease: at start-up of a single-instance (SQLite) deployment, jobs claimed by a
-    /// process that died are due again at once.
+    /// Releases every push lease (single-instance SQLite start-up: the previous process is gone).
     pub async fn release_push_leases(&self) -> StoreResult<u64> {
-        Ok(sqlx::query("UPDATE push_jobs SET lease_until = 0 WHERE lease_until > 0")
-            .execute(&self.writer)
-            .await?
-            .rows_affected())
+        self.release_job_leases(&PUSH_JOBS).await
     }
 
     /// Settles a round of attempts in one transaction, with a few set-based statements for the common

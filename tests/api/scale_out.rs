@@ -58,7 +58,7 @@ impl Xorshift {
     }
 }
 
-async fn post_events(client: &reqwest::Client, base: &str, events: &[Value]) -> reqwest::Result<Value> {
+pub async fn post_events(client: &reqwest::Client, base: &str, events: &[Value]) -> reqwest::Result<Value> {
     let raw = json!({ "events": events }).to_string();
     let t = tessera::time_fmt::now_unix();
     let signature = format!("t={t},v1={}", tessera::ledger::sign(WEBHOOK_SECRET, t, raw.as_bytes()));
