@@ -15,7 +15,10 @@ fn read(path: &str) -> String {
 
 /// The metric names `/metrics` declares: the `# TYPE <name> <kind>` lines.
 fn exported_metrics() -> Vec<String> {
-    let text = tessera::metrics::Metrics::default().render();
+    let metrics = tessera::metrics::Metrics::default();
+    // With Google Wallet configured, its series too.
+    metrics.google_enabled.store(1, std::sync::atomic::Ordering::Relaxed);
+    let text = metrics.render();
     let names: Vec<String> = text
         .lines()
         .filter_map(|l| l.strip_prefix("# TYPE "))
