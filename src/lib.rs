@@ -23,6 +23,7 @@ pub mod ops;
 pub mod pages;
 pub mod plan;
 pub mod push;
+pub mod scan;
 pub mod settings;
 pub mod store;
 pub mod templates;

@@ -91,6 +91,8 @@ pub struct Settings {
     /// Megabytes of signed passes kept in memory per instance; 0 turns the cache off.
     pub pass_cache_mb: u64,
     pub role: Role,
+    /// Scans a second per staff credential (per instance).
+    pub scan_rate: f64,
     /// HTTP worker threads (each its own event loop).
     pub http_workers: usize,
     pub database: crate::store::DatabaseOptions,
@@ -136,6 +138,11 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "how long a claimed push job belongs to one worker (longer than a push round: APNs answers within 10 s); a crashed instance's jobs are taken over after it",
     ),
     ("apns_connections", "2", "HTTP/2 connections kept open to APNs (each carries many concurrent pushes)"),
+    (
+        "scan_rate",
+        "50",
+        "scans per second allowed per staff credential at each instance (bursts of two seconds' worth); more answer 429",
+    ),
     ("role", "all", "all (HTTP and the push worker), api (HTTP only) or worker (the push worker only)"),
     (
         "http_workers",
@@ -252,12 +259,10 @@ impl Raw<'_> {
         Ok(secrets)
     }
 
-    fn google_rate(&self) -> Result<f64, SettingsError> {
-        match self.get("google_rate").parse::<f64>() {
+    fn positive_rate(&self, key: &str) -> Result<f64, SettingsError> {
+        match self.get(key).parse::<f64>() {
             Ok(rate) if (0.01..=1_000_000.0).contains(&rate) => Ok(rate),
-            _ => {
-                Err(bad("google_rate", "must be a number of requests per second from 0.01 to 1000000, for example 20"))
-            }
+            _ => Err(bad(key, "must be a number of requests per second from 0.01 to 1000000, for example 20")),
         }
     }
 
@@ -365,7 +370,7 @@ impl Settings {
             google_issuer_id: raw.google_issuer_id()?,
             google_service_account: raw.opt("google_service_account").map(PathBuf::from),
             google_api_url: validate_base_url("google_api_url", &raw.get("google_api_url"))?,
-            google_rate: raw.google_rate()?,
+            google_rate: raw.positive_rate("google_rate")?,
             google_root_keys: raw
                 .opt("google_root_keys")
                 .ok_or_else(|| bad("google_root_keys", "must not be empty"))?,
@@ -374,6 +379,7 @@ impl Settings {
             apns_connections: raw.number("apns_connections", 1..=64, "from 1 to 64")?,
             pass_cache_mb: raw.number("pass_cache_mb", 0..=65_536, "of megabytes from 0 (off) to 65536")?,
             role: raw.role()?,
+            scan_rate: raw.positive_rate("scan_rate")?,
             http_workers: match raw.number("http_workers", 0..=256, "from 0 (one per core) to 256")? {
                 0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
                 n => n,

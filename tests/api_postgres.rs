@@ -45,5 +45,7 @@ mod pg_cluster;
 mod processes;
 #[path = "api/scale_out.rs"]
 mod scale_out;
+#[path = "api/scans.rs"]
+mod scans;
 #[path = "api/web_service.rs"]
 mod web_service;

@@ -52,6 +52,36 @@ impl FromRequest for AdminAuth {
     }
 }
 
+/// The scan API's `Authorization: Bearer <staff token>`, compared in constant time; `credential` names
+/// the token (a fingerprint of it) in scan records and rate limits, never the token itself.
+pub struct StaffAuth {
+    pub credential: String,
+}
+
+impl StaffAuth {
+    pub fn fingerprint(token: &str) -> String {
+        format!("staff-{}", &hex::encode(openssl::sha::sha256(token.as_bytes()))[..8])
+    }
+}
+
+impl FromRequest for StaffAuth {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(state(req).and_then(|state| {
+            let token = state.secrets.staff_token.expose();
+            match bearer(req) {
+                Some(sent) if constant_time_eq(sent.as_bytes(), token.as_bytes()) => {
+                    Ok(StaffAuth { credential: StaffAuth::fingerprint(token) })
+                }
+                Some(_) => Err(ApiError::Unauthorized("the staff token is wrong")),
+                None => Err(ApiError::Unauthorized("send the staff token as Authorization: Bearer <token>")),
+            }
+        }))
+    }
+}
+
 fn pass_unauthorized() -> ApiError {
     ApiError::Unauthorized("unknown pass or wrong ApplePass authentication token")
 }

@@ -3,6 +3,7 @@
 //! `.pkpass` response. Handlers import this module; it imports no handler and not the router.
 
 pub mod extract;
+pub mod limits;
 pub mod pkpass;
 mod records;
 
@@ -59,6 +60,8 @@ pub struct AppState {
     pub signed: Arc<pkpass::SignedPassCache>,
     /// None while Google Wallet is not configured (Apple only).
     pub google: Option<Arc<GoogleWallet>>,
+    /// Scans per staff credential.
+    pub scan_limiter: Arc<limits::RateLimiter>,
 }
 
 impl AppState {
@@ -78,6 +81,7 @@ impl AppState {
         store.migrate().await?;
         let secrets = Secrets::resolve(&settings, &store).await?;
         let metrics = Arc::new(Metrics::default());
+        let settings_scan_rate = settings.scan_rate;
         let google = google_wallet(&settings, &program, &store, &metrics)?;
         let passes = PassBuilder::new(Arc::new(identity), program, settings.web_service_url())?;
         let signed = pkpass::SignedPassCache::new(settings.pass_cache_mb);
@@ -90,6 +94,7 @@ impl AppState {
             records: Default::default(),
             signed: Arc::new(signed),
             google,
+            scan_limiter: Arc::new(limits::RateLimiter::new(settings_scan_rate)),
         })
     }
 

@@ -20,7 +20,7 @@ use crate::app::AppState;
 use crate::apple::web_service;
 use crate::error::ApiError;
 use crate::google::callbacks as google_callbacks;
-use crate::{ledger, members, ops, pages};
+use crate::{ledger, members, ops, pages, scan};
 
 /// Every route: a path (under the public URL's path) and its methods. `routes()` lists it for the
 /// OpenAPI test, so a route cannot be served without being documented.
@@ -37,6 +37,8 @@ fn route_table() -> Vec<(&'static str, Vec<(Method, Route)>)> {
                 (Method::DELETE, web::delete().to(members::delete_member)),
             ],
         ),
+        ("/api/v1/members/{member_id}/scans", vec![(Method::GET, web::get().to(scan::member_scans))]),
+        ("/api/v1/scans", vec![(Method::POST, web::post().to(scan::scan))]),
         (
             "/v1/devices/{device}/registrations/{pass_type}/{serial}",
             vec![

@@ -21,6 +21,7 @@ use crate::{ledger, members, ops};
     paths(
         members::put_member, members::get_member, members::delete_member,
         ledger::webhook,
+        crate::scan::scan, crate::scan::member_scans,
         web_service::register, web_service::unregister, web_service::list_updated, web_service::latest_pass,
         web_service::log,
         crate::pages::member_page, crate::pages::download_pass, crate::pages::asset,
@@ -31,6 +32,7 @@ use crate::{ledger, members, ops};
     modifiers(&Components),
     tags(
         (name = "admin", description = "Members, with `Authorization: Bearer <admin token>`"),
+        (name = "scan", description = "Staff scans of members' cards, with `Authorization: Bearer <staff token>`"),
         (name = "webhook", description = "Ledger events from the loyalty backend, HMAC-signed"),
         (name = "apple-web-service", description = "Apple's PassKit web service, called by iPhones"),
         (name = "pages", description = "The member's links and the images and assets they show"),
@@ -52,6 +54,7 @@ impl Modify for Components {
             SecurityScheme::Http(scheme)
         };
         components.add_security_scheme("admin", bearer("The admin token (`tessera secrets` prints it)"));
+        components.add_security_scheme("staff", bearer("The staff token (`tessera secrets` prints it)"));
         components.add_security_scheme(
             "applePass",
             SecurityScheme::ApiKey(utoipa::openapi::security::ApiKey::Header(

@@ -12,6 +12,7 @@ mod members;
 mod notify;
 mod outbox;
 mod registrations;
+mod scans;
 mod write;
 
 pub use crate::model::{EventStatus, LedgerEvent, MemberChange, MemberRecord, UpsertOutcome};
@@ -19,6 +20,7 @@ pub use connect::DatabaseOptions;
 pub use google::{GoogleJob, GoogleOutcome, GoogleResult};
 pub use outbox::{PushJob, PushOutcome, PushResult};
 pub use registrations::{DeviceRecord, Registered};
+pub use scans::{ScanRecord, ScanTarget};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -230,7 +230,11 @@ mod tests {
         assert_eq!(object["barcode"]["type"], "QR_CODE");
         assert_eq!(object["accountName"], "สมชาย ใจดี");
         assert_eq!(object["state"], "ACTIVE");
-        assert_eq!(object["textModulesData"][0]["body"], "Free upsize");
+        let modules = object["textModulesData"].as_array().unwrap();
+        let attribute = modules.iter().find(|m| m["id"] == "perks").unwrap();
+        assert_eq!(attribute["body"], "Free upsize");
+        let tier_perk = modules.iter().find(|m| m["id"] == "perk1").unwrap();
+        assert_eq!(tier_perk["body"], "อัปไซซ์ฟรีทุกแก้ว");
         assert!(object["secondaryLoyaltyPoints"]["balance"]["string"].is_string());
     }
 

@@ -130,6 +130,22 @@ fn json_files_under(dir: &Path, relative: &Path, out: &mut Vec<String>) -> Resul
     Ok(())
 }
 
+/// Every perk a tier lists is a key the strings define (every locale has the default's keys).
+pub(super) fn check_perks(dir: &Path, tiers: &[(String, Tier)], strings: &Strings) -> Result<(), TemplateError> {
+    for (name, tier) in tiers {
+        if let Some(missing) = tier.design.perks.iter().find(|k| !strings.entries.contains_key(*k)) {
+            return Err(terr(
+                &dir.join("tiers").join(name).join("tier.toml"),
+                None,
+                format!(
+                    "perk \"{missing}\" is not a key of the strings files; add it to every <locale>.lproj/pass.strings"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn is_rgb(s: &str) -> bool {
     let Some(inner) = s.strip_prefix("rgb(").and_then(|r| r.strip_suffix(')')) else {
         return false;

@@ -72,6 +72,9 @@ pub struct TierDesign {
     pub background_color: String,
     pub foreground_color: String,
     pub label_color: String,
+    /// Keys of the strings files: the tier's perks, shown on both cards and to staff.
+    #[serde(default)]
+    pub perks: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -177,6 +180,7 @@ impl Program {
             .map(|name| Ok((name.clone(), load::tier(&dir, &program_path, name)?)))
             .collect::<Result<Vec<_>, TemplateError>>()?;
         let strings = load::strings(&dir, &file.default_locale, &program_path)?;
+        load::check_perks(&dir, &tiers, &strings[&file.default_locale])?;
         let program = Program {
             name: program.to_string(),
             env: load::environment(&dir)?,
@@ -191,6 +195,23 @@ impl Program {
         program.check_renders()?;
         program.check_google_renders()?;
         Ok(program)
+    }
+
+    /// The tier's perks in `locale` (texts of its strings keys).
+    pub fn perks(&self, tier: &str, locale: &str) -> Vec<String> {
+        let strings = &self.strings(locale).entries;
+        let keys = self.tier(tier).map(|t| t.design.perks.as_slice()).unwrap_or_default();
+        keys.iter().map(|k| strings.get(k).cloned().unwrap_or_else(|| k.clone())).collect()
+    }
+
+    /// The tier's name in `locale` (`tier.<name>` of the strings), else the name itself.
+    pub fn tier_label(&self, tier: &str, locale: &str) -> String {
+        self.strings(locale).entries.get(&format!("tier.{tier}")).cloned().unwrap_or_else(|| tier.to_string())
+    }
+
+    /// The tier's background colour as `#rrggbb`.
+    pub fn tier_color(&self, tier: &str) -> String {
+        self.tier(tier).map(|t| google::hex_color(&t.design.background_color)).unwrap_or_else(|| "#000000".into())
     }
 
     pub fn tier_names(&self) -> impl Iterator<Item = &str> {

@@ -111,6 +111,11 @@ impl TestApp {
         response.json().await.unwrap()
     }
 
+    /// GET with `Authorization: Bearer <token>`.
+    pub async fn get_authed(&self, url: &str, token: &str) -> reqwest::Response {
+        self.client.get(url).header("authorization", format!("Bearer {token}")).send().await.unwrap()
+    }
+
     pub async fn get(&self, url: &str) -> reqwest::Response {
         self.client.get(url).send().await.unwrap()
     }

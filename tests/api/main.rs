@@ -25,4 +25,5 @@ mod pg;
 #[allow(dead_code)]
 mod pg_cluster;
 mod processes;
+mod scans;
 mod web_service;

@@ -1,0 +1,249 @@
+//! The scan API: `POST /api/v1/scans` (staff token) answers who the member behind a barcode is, their
+//! tier, balance, perks and pass status, and records the scan; `GET /api/v1/members/{id}/scans` (admin)
+//! lists a member's recent scans.
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+use crate::app::AppState;
+use crate::app::extract::{AdminAuth, JsonObject, StaffAuth};
+use crate::error::{ApiError, ApiResult, FieldError};
+use crate::members::member_id_from_path;
+use crate::store::ScanRecord;
+
+/// Longest barcode text read: a member id (64) with room for a signature; anything longer is not ours.
+pub const MAX_BARCODE: usize = 256;
+const MAX_LOCATION: usize = 100;
+/// Scans listed by `GET /api/v1/members/{id}/scans`.
+const RECENT_SCANS: i64 = 50;
+
+/// The body of `POST /api/v1/scans`.
+#[derive(serde::Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct ScanRequest {
+    /// The raw text of the barcode (a member id, as the cards carry it).
+    #[schema(example = "M-1001")]
+    barcode: String,
+    /// Where the scan happened, e.g. a shop or counter name (at most 100 characters).
+    #[schema(example = "Siam Paragon, counter 2")]
+    location: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ScanView {
+    pub member_id: String,
+    /// The name, or the member id when there is none.
+    pub name: String,
+    pub tier: String,
+    /// The tier's name in the staff's language (Accept-Language).
+    pub tier_label: String,
+    /// The tier's colour, `#rrggbb`.
+    pub tier_color: String,
+    pub points: i64,
+    /// The tier's perks in the staff's language.
+    pub perks: Vec<String>,
+    /// `active`, or `retired` for a card that is no longer valid.
+    pub status: &'static str,
+    pub apple: ScanApple,
+    pub google: ScanGoogle,
+    /// RFC 3339.
+    pub scanned_at: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ScanApple {
+    /// Devices that registered the pass.
+    pub devices: i64,
+    pub voided: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ScanGoogle {
+    pub saved: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ScanList {
+    pub scans: Vec<ScanEntry>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ScanEntry {
+    /// RFC 3339, with milliseconds.
+    pub scanned_at: String,
+    /// Which staff credential scanned: a fingerprint of the token, never the token.
+    pub staff: String,
+    pub location: Option<String>,
+}
+
+/// The scan body's fields, checked: (barcode, location).
+pub fn parse_scan(body: &Map<String, Value>) -> Result<(String, Option<String>), ApiError> {
+    let mut faults = Vec::new();
+    let barcode = match body.get("barcode") {
+        Some(Value::String(b)) if b.trim().is_empty() => {
+            faults.push(FieldError::new("barcode", "is empty; send the text the scanner read"));
+            None
+        }
+        Some(Value::String(b)) if b.chars().count() > MAX_BARCODE => {
+            faults.push(FieldError::new(
+                "barcode",
+                format!("is longer than {MAX_BARCODE} characters; not a card of this program"),
+            ));
+            None
+        }
+        Some(Value::String(b)) if b.chars().any(char::is_control) => {
+            faults.push(FieldError::new("barcode", "holds control characters; not a card of this program"));
+            None
+        }
+        Some(Value::String(b)) => Some(b.trim().to_string()),
+        Some(_) => {
+            faults.push(FieldError::new("barcode", "must be a string"));
+            None
+        }
+        None => {
+            faults.push(FieldError::new("barcode", "is required"));
+            None
+        }
+    };
+    let location = match body.get("location") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(l)) if l.chars().count() <= MAX_LOCATION && !l.chars().any(char::is_control) => {
+            Some(l.trim().to_string()).filter(|l| !l.is_empty())
+        }
+        Some(_) => {
+            faults.push(FieldError::new("location", format!("must be text of at most {MAX_LOCATION} characters")));
+            None
+        }
+    };
+    match (faults.is_empty(), barcode) {
+        (true, Some(barcode)) => Ok((barcode, location)),
+        _ => Err(ApiError::validation(faults)),
+    }
+}
+
+/// The member id a barcode carries, if it can be one (the cards carry the member id itself).
+pub fn member_of_barcode(barcode: &str) -> Result<&str, ApiError> {
+    crate::validate::validate_member_id(barcode).map_err(|m| {
+        ApiError::validation(vec![FieldError::new("barcode", format!("is not a member card's code: it {m}"))])
+    })?;
+    Ok(barcode)
+}
+
+/// The first language of an Accept-Language header (`th-TH,th;q=0.9` → `th-TH`).
+pub fn first_language(req: &HttpRequest) -> Option<String> {
+    let value = req.headers().get(header::ACCEPT_LANGUAGE)?.to_str().ok()?;
+    let first = value.split(',').next()?.split(';').next()?.trim();
+    (!first.is_empty() && first != "*").then(|| first.to_string())
+}
+
+/// Looks a card up and records the scan.
+#[utoipa::path(post, path = "/api/v1/scans", tag = "scan", request_body = ScanRequest,
+    params(("Accept-Language" = Option<String>, Header, description = "The staff's language for the tier and perks (en, th, vi, …)")),
+    responses((status = 200, description = "The member behind the barcode (also for a retired card: `status: retired`)", body = ScanView),
+        (status = 400, response = crate::openapi::InvalidJson), (status = 401, response = crate::openapi::Unauthorized),
+        (status = 404, response = crate::openapi::NotFound), (status = 413, response = crate::openapi::PayloadTooLarge),
+        (status = 415, response = crate::openapi::UnsupportedMediaType), (status = 422, response = crate::openapi::ValidationFailed),
+        (status = 429, response = crate::openapi::RateLimited), (status = 503, response = crate::openapi::Unavailable),
+        (status = 500, response = crate::openapi::Internal)),
+    security(("staff" = [])))]
+#[tracing::instrument(name = "scan", skip_all)]
+pub async fn scan(
+    state: web::Data<AppState>,
+    staff: StaffAuth,
+    req: HttpRequest,
+    JsonObject(body): JsonObject,
+) -> ApiResult<HttpResponse> {
+    if !state.scan_limiter.allow(&staff.credential) {
+        return Err(ApiError::RateLimited);
+    }
+    let (barcode, location) = parse_scan(&body)?;
+    let member_id = member_of_barcode(&barcode)?;
+    let program = &state.settings.program;
+    let target = state
+        .store
+        .scan_target(program, member_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no card of this program has that code"))?;
+    let scanned_at = crate::time_fmt::now_unix_ms();
+    let record = ScanRecord { scanned_at, staff: staff.credential.clone(), location };
+    state.store.record_scan(program, member_id, &record).await?;
+    let templates = state.passes.program();
+    let locale = templates.resolve_locale(first_language(&req).as_deref());
+    let member = &target.member;
+    Ok(HttpResponse::Ok().json(ScanView {
+        member_id: member.member_id.clone(),
+        name: member.name.clone().unwrap_or_else(|| member.member_id.clone()),
+        tier: member.tier.clone(),
+        tier_label: templates.tier_label(&member.tier, locale),
+        tier_color: templates.tier_color(&member.tier),
+        points: member.points,
+        perks: templates.perks(&member.tier, locale),
+        status: if member.retired { "retired" } else { "active" },
+        apple: ScanApple { devices: target.devices, voided: member.voided },
+        google: ScanGoogle { saved: target.google_saved },
+        scanned_at: crate::time_fmt::rfc3339_ms(scanned_at),
+    }))
+}
+
+/// A member's recent scans, newest first (at most 50).
+#[utoipa::path(get, path = "/api/v1/members/{member_id}/scans", tag = "admin",
+    params(("member_id" = String, Path)),
+    responses((status = 200, body = ScanList), (status = 401, response = crate::openapi::Unauthorized),
+        (status = 404, response = crate::openapi::NotFound), (status = 422, response = crate::openapi::ValidationFailed),
+        (status = 503, response = crate::openapi::Unavailable), (status = 500, response = crate::openapi::Internal)),
+    security(("admin" = [])))]
+pub async fn member_scans(state: web::Data<AppState>, _auth: AdminAuth, req: HttpRequest) -> ApiResult<HttpResponse> {
+    let member_id = member_id_from_path(&req)?;
+    let program = &state.settings.program;
+    if state.store.member(program, &member_id).await?.is_none() {
+        return Err(ApiError::not_found(format!("no member {member_id}")));
+    }
+    let scans = state.store.recent_scans(program, &member_id, RECENT_SCANS).await?;
+    let scans = scans
+        .into_iter()
+        .map(|s| ScanEntry {
+            scanned_at: crate::time_fmt::rfc3339_ms(s.scanned_at),
+            staff: s.staff,
+            location: s.location,
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(ScanList { scans }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn scan_bodies_are_checked_field_by_field() {
+        let ok = parse_scan(&body(serde_json::json!({"barcode": " M-1 ", "location": "Counter 2"}))).unwrap();
+        assert_eq!(ok, ("M-1".to_string(), Some("Counter 2".to_string())));
+        for bad in [
+            serde_json::json!({}),
+            serde_json::json!({"barcode": ""}),
+            serde_json::json!({"barcode": "   "}),
+            serde_json::json!({"barcode": 42}),
+            serde_json::json!({"barcode": "x".repeat(5000)}),
+            serde_json::json!({"barcode": "M-1\u{0}"}),
+            serde_json::json!({"barcode": "M-1", "location": "l".repeat(101)}),
+            serde_json::json!({"barcode": "M-1", "location": 7}),
+        ] {
+            assert!(parse_scan(&body(bad.clone())).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn only_what_can_be_a_member_id_is_looked_up() {
+        assert_eq!(member_of_barcode("M-1001").unwrap(), "M-1001");
+        for garbage in ["' OR 1=1 --", "M 1", "..", "ก", "a/b", &"9".repeat(65)] {
+            assert!(member_of_barcode(garbage).is_err(), "{garbage}");
+        }
+    }
+}
