@@ -169,7 +169,7 @@ pub async fn scan(
         .ok_or_else(|| ApiError::not_found("no card of this program has that code"))?;
     let scanned_at = crate::time_fmt::now_unix_ms();
     let record = ScanRecord { scanned_at, staff: staff.credential.clone(), location };
-    state.store.record_scan(program, member_id, &record).await?;
+    state.scans.record(program, member_id, record).await?;
     let templates = state.passes.program();
     let locale = templates.resolve_locale(first_language(&req).as_deref());
     let member = &target.member;

@@ -62,6 +62,8 @@ pub struct AppState {
     pub google: Option<Arc<GoogleWallet>>,
     /// Scans per staff credential.
     pub scan_limiter: Arc<limits::RateLimiter>,
+    /// Writes scans with group commit.
+    pub scans: crate::store::ScanRecorder,
 }
 
 impl AppState {
@@ -82,6 +84,7 @@ impl AppState {
         let secrets = Secrets::resolve(&settings, &store).await?;
         let metrics = Arc::new(Metrics::default());
         let settings_scan_rate = settings.scan_rate;
+        let scans = crate::store::ScanRecorder::start(store.clone());
         let google = google_wallet(&settings, &program, &store, &metrics)?;
         let passes = PassBuilder::new(Arc::new(identity), program, settings.web_service_url())?;
         let signed = pkpass::SignedPassCache::new(settings.pass_cache_mb);
@@ -95,6 +98,7 @@ impl AppState {
             signed: Arc::new(signed),
             google,
             scan_limiter: Arc::new(limits::RateLimiter::new(settings_scan_rate)),
+            scans,
         })
     }
 

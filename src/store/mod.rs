@@ -20,7 +20,7 @@ pub use connect::DatabaseOptions;
 pub use google::{GoogleJob, GoogleOutcome, GoogleResult};
 pub use outbox::{PushJob, PushOutcome, PushResult};
 pub use registrations::{DeviceRecord, Registered};
-pub use scans::{ScanRecord, ScanTarget};
+pub use scans::{ScanRecord, ScanRecorder, ScanTarget};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -39,12 +39,18 @@ pub enum StoreError {
     /// A row that must exist does not: an invariant of the schema broken.
     #[error("the database is inconsistent: {0}")]
     Corrupt(String),
+    /// A write done for several callers at once (group commit) failed; each caller gets its words.
+    #[error("a batched write failed: {message}")]
+    Batch { message: String, unavailable: bool },
 }
 
 impl StoreError {
     /// True when the database cannot be reached or is too busy right now (a retry may succeed), as opposed
     /// to a statement or data that is wrong.
     pub fn is_unavailable(&self) -> bool {
+        if let StoreError::Batch { unavailable, .. } = self {
+            return *unavailable;
+        }
         let StoreError::Sql(e) = self else { return false };
         match e {
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => true,

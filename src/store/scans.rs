@@ -2,9 +2,13 @@
 //! scans.
 
 use sqlx::Row;
+use tokio::sync::{mpsc, oneshot};
 
 use super::members::{MEMBER_COLUMNS, member_from_row};
-use super::{MemberRecord, Store, StoreResult};
+use super::{MemberRecord, Params, Store, StoreError, StoreResult};
+
+/// Scans written per statement at most.
+const SCANS_PER_BATCH: usize = 500;
 
 /// A member as a scan shows it.
 #[derive(Debug, Clone)]
@@ -44,18 +48,6 @@ impl Store {
         }))
     }
 
-    pub async fn record_scan(&self, program: &str, member_id: &str, scan: &ScanRecord) -> StoreResult<()> {
-        sqlx::query("INSERT INTO scans (program, member_id, scanned_at, staff, location) VALUES ($1, $2, $3, $4, $5)")
-            .bind(program)
-            .bind(member_id)
-            .bind(scan.scanned_at)
-            .bind(scan.staff.as_str())
-            .bind(scan.location.as_deref())
-            .execute(&self.writer)
-            .await?;
-        Ok(())
-    }
-
     /// The member's most recent scans, newest first.
     pub async fn recent_scans(&self, program: &str, member_id: &str, limit: i64) -> StoreResult<Vec<ScanRecord>> {
         let rows = sqlx::query(
@@ -71,5 +63,73 @@ impl Store {
             .map(|r| Ok(ScanRecord { scanned_at: r.try_get(0)?, staff: r.try_get(1)?, location: r.try_get(2)? }))
             .collect::<Result<_, sqlx::Error>>()
             .map_err(Into::into)
+    }
+}
+
+/// A scan to record: (program, member id, the scan).
+type Pending = ((String, String, ScanRecord), oneshot::Sender<Result<(), (String, bool)>>);
+
+/// Records scans with group commit: each caller waits for its row to be committed, and the scans that
+/// arrive while one batch is written go together in the next multi-row insert (on SQLite's single
+/// writer one insert per scan capped the scan API at ~3,700/s; BENCHMARKS.md).
+#[derive(Clone)]
+pub struct ScanRecorder {
+    queue: mpsc::Sender<Pending>,
+}
+
+impl ScanRecorder {
+    /// Starts the writer task (on the current runtime).
+    pub fn start(store: Store) -> ScanRecorder {
+        let (queue, mut incoming) = mpsc::channel::<Pending>(4 * SCANS_PER_BATCH);
+        tokio::spawn(async move {
+            while let Some(first) = incoming.recv().await {
+                let mut batch = vec![first];
+                while batch.len() < SCANS_PER_BATCH {
+                    match incoming.try_recv() {
+                        Ok(next) => batch.push(next),
+                        Err(_) => break,
+                    }
+                }
+                let (rows, waiters): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+                let result = store.insert_scans(&rows).await.map_err(|e| {
+                    let unavailable = e.is_unavailable();
+                    (format!("{:#}", anyhow::Error::new(e)), unavailable)
+                });
+                for waiter in waiters {
+                    let _ = waiter.send(result.clone());
+                }
+            }
+        });
+        ScanRecorder { queue }
+    }
+
+    /// Records one scan; answers once it is committed.
+    pub async fn record(&self, program: &str, member_id: &str, scan: ScanRecord) -> StoreResult<()> {
+        let (done, committed) = oneshot::channel();
+        let gone = || StoreError::Corrupt("the scan recorder stopped".into());
+        self.queue.send(((program.to_string(), member_id.to_string(), scan), done)).await.map_err(|_| gone())?;
+        match committed.await.map_err(|_| gone())? {
+            Ok(()) => Ok(()),
+            Err((message, unavailable)) => Err(StoreError::Batch { message, unavailable }),
+        }
+    }
+}
+
+impl Store {
+    async fn insert_scans(&self, rows: &[(String, String, ScanRecord)]) -> StoreResult<()> {
+        let mut p = Params::new(self.sqlite);
+        let values = p.rows(rows.len(), &["{}", "{}", "CAST({} AS BIGINT)", "{}", "{}"]);
+        let sql = format!("INSERT INTO scans (program, member_id, scanned_at, staff, location) VALUES {values}");
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (program, member_id, scan) in rows {
+            query = query
+                .bind(program.clone())
+                .bind(member_id.clone())
+                .bind(scan.scanned_at)
+                .bind(scan.staff.clone())
+                .bind(scan.location.clone());
+        }
+        query.execute(&self.writer).await?;
+        Ok(())
     }
 }
