@@ -13,6 +13,7 @@ use crate::app::extract::{AdminAuth, JsonObject, StaffAuth};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::members::member_id_from_path;
 use crate::store::ScanRecord;
+use crate::templates::{BarcodeRefusal, BarcodeSigning};
 
 /// Longest barcode text read: a member id (64) with room for a signature; anything longer is not ours.
 pub const MAX_BARCODE: usize = 256;
@@ -124,12 +125,20 @@ pub fn parse_scan(body: &Map<String, Value>) -> Result<(String, Option<String>),
     }
 }
 
-/// The member id a barcode carries, if it can be one (the cards carry the member id itself).
-pub fn member_of_barcode(barcode: &str) -> Result<&str, ApiError> {
-    crate::validate::validate_member_id(barcode).map_err(|m| {
+/// The member id a barcode carries, if it can be one: the code itself, or with signed barcodes the
+/// member id whose signature it carries.
+pub fn member_of_barcode<'a>(barcode: &'a str, signing: &BarcodeSigning, program: &str) -> Result<&'a str, ApiError> {
+    let member_id = signing.member_of(program, barcode).map_err(|refusal| {
+        let why = match refusal {
+            BarcodeRefusal::Unsigned => "carries no signature, and this program's cards are signed",
+            BarcodeRefusal::Forged => "has a signature this program did not make: not one of its cards",
+        };
+        ApiError::validation(vec![FieldError::new("barcode", why)])
+    })?;
+    crate::validate::validate_member_id(member_id).map_err(|m| {
         ApiError::validation(vec![FieldError::new("barcode", format!("is not a member card's code: it {m}"))])
     })?;
-    Ok(barcode)
+    Ok(member_id)
 }
 
 /// The first language of an Accept-Language header (`th-TH,th;q=0.9` → `th-TH`).
@@ -160,8 +169,8 @@ pub async fn scan(
         return Err(ApiError::RateLimited);
     }
     let (barcode, location) = parse_scan(&body)?;
-    let member_id = member_of_barcode(&barcode)?;
     let program = &state.settings.program;
+    let member_id = member_of_barcode(&barcode, &state.passes.program().barcodes, program)?;
     let target = state
         .store
         .scan_target(program, member_id)
@@ -241,9 +250,16 @@ mod tests {
 
     #[test]
     fn only_what_can_be_a_member_id_is_looked_up() {
-        assert_eq!(member_of_barcode("M-1001").unwrap(), "M-1001");
+        let plain = BarcodeSigning::new(false);
+        assert_eq!(member_of_barcode("M-1001", &plain, "default").unwrap(), "M-1001");
         for garbage in ["' OR 1=1 --", "M 1", "..", "ก", "a/b", &"9".repeat(65)] {
-            assert!(member_of_barcode(garbage).is_err(), "{garbage}");
+            assert!(member_of_barcode(garbage, &plain, "default").is_err(), "{garbage}");
         }
+        let signed = BarcodeSigning::new(true);
+        signed.set_key(b"key");
+        let code = signed.barcode("default", "M-1001");
+        assert_eq!(member_of_barcode(&code, &signed, "default").unwrap(), "M-1001");
+        assert!(member_of_barcode("M-1001", &signed, "default").is_err());
+        assert!(member_of_barcode("' OR 1=1 --:abcdefabcdef", &signed, "default").is_err());
     }
 }

@@ -82,6 +82,8 @@ impl AppState {
             .map_err(|e| anyhow::Error::new(e).context("TESSERA_DATABASE_URL: cannot open the database"))?;
         store.migrate().await?;
         let secrets = Secrets::resolve(&settings, &store).await?;
+        let barcode_key = store.secret_or_generate("barcode_key", || crate::ids::random_token(32)).await?;
+        program.barcodes.set_key(barcode_key.as_bytes());
         let metrics = Arc::new(Metrics::default());
         let settings_scan_rate = settings.scan_rate;
         let scans = crate::store::ScanRecorder::start(store.clone());

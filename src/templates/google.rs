@@ -58,6 +58,7 @@ impl Program {
         let context = minijinja::context! {
             object_id => ctx.object_id, class_id => ctx.class_id, state => ctx.state, member => &ctx.member,
             tier_image_url => ctx.tier_image_url, barcode_type => google_barcode_type(self.barcode_format),
+            barcode => self.barcodes.barcode(&self.name, ctx.member.member_id),
             tier => tier, tier_color => tier.map(|t| hex_color(&t.background_color)),
             ..self.google_common(ctx.member.locale)
         };

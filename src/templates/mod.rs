@@ -18,9 +18,11 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+mod barcode;
 pub mod google;
 mod load;
 pub mod strings;
+pub use barcode::{BarcodeRefusal, BarcodeSigning};
 pub use strings::parse_strings;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +57,9 @@ pub(crate) struct ProgramFile {
     default_locale: String,
     #[serde(default = "default_barcode")]
     barcode_format: String,
+    /// Cards carry the member id and a short HMAC instead of the bare member id.
+    #[serde(default)]
+    signed_barcodes: bool,
 }
 
 fn default_locale() -> String {
@@ -145,6 +150,8 @@ pub struct Program {
     pub default_locale: String,
     /// Apple barcode format, e.g. `PKBarcodeFormatQR`.
     pub barcode_format: &'static str,
+    /// What the barcodes carry (signed or the bare member id).
+    pub barcodes: BarcodeSigning,
     tiers: Vec<(String, Tier)>,
     images: BTreeMap<String, Vec<u8>>,
     strings: BTreeMap<String, Strings>,
@@ -188,6 +195,7 @@ impl Program {
             organization_name: file.organization_name,
             default_locale: file.default_locale,
             barcode_format,
+            barcodes: BarcodeSigning::new(file.signed_barcodes),
             tiers,
             images,
             strings,
@@ -272,6 +280,7 @@ impl Program {
         let out = template
             .render(minijinja::context! {
                 pass => ctx.pass, member => ctx.member, tier => tier,
+                barcode => self.barcodes.barcode(&self.name, ctx.member.member_id),
                 program => minijinja::context! { organization_name => &self.organization_name, barcode_format => self.barcode_format },
             })
             .map_err(|e| jinja_error(&self.dir, &e))?;

@@ -153,3 +153,39 @@ async fn over_the_rate_a_credential_gets_429_with_retry_after() {
     assert!((5..=6).contains(&allowed), "a burst of two seconds' worth, then 429: {statuses:?}");
     assert_eq!(statuses.last(), Some(&429));
 }
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &to.join(entry.file_name()));
+        } else {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn with_signed_barcodes_the_card_carries_a_signature_and_forged_codes_are_refused() {
+    let templates = tempfile::tempdir().unwrap();
+    copy_dir(&crate::helpers::repo().join("templates/default"), &templates.path().join("default"));
+    let program = templates.path().join("default/program.toml");
+    let text = std::fs::read_to_string(&program).unwrap().replace("signed_barcodes = false", "signed_barcodes = true");
+    std::fs::write(&program, text).unwrap();
+    let dir = templates.path().display().to_string();
+    let app = app(&[("templates_dir", &dir)]).await;
+    let member = app.create_member("S-5", &json!({"name": "Dee", "tier": "gold", "points": 9})).await;
+    let (_, _, files) = app.download_pass(&member).await;
+    let code = crate::helpers::pass_json(&files)["barcodes"][0]["message"].as_str().unwrap().to_string();
+    assert!(code.starts_with("S-5:") && code.len() > 10, "{code}");
+    let scanned: Value =
+        scan(&app, Some(STAFF_TOKEN), &json!({"barcode": code}).to_string(), None).await.json().await.unwrap();
+    assert_eq!(scanned["member_id"], "S-5");
+    app.create_member("S-6", &json!({"name": "Eve", "tier": "gold", "points": 9})).await;
+    let forged = format!("S-6:{}", code.split_once(':').unwrap().1);
+    for refused in [forged.as_str(), "S-6", "S-5:000000000000", "S-5:"] {
+        let answer = scan(&app, Some(STAFF_TOKEN), &json!({"barcode": refused}).to_string(), None).await;
+        assert_error(answer, 422, "validation-failed").await;
+    }
+}
