@@ -47,6 +47,16 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && openssl::memcmp::eq(a, b)
 }
 
+/// HMAC-SHA256 of `message` with `key` (OpenSSL).
+pub fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
+    use openssl::{hash::MessageDigest, pkey::PKey, sign::Signer};
+    // OpenSSL refuses an empty key; HMAC pads keys with zeros, so one zero byte is the same key.
+    let key = PKey::hmac(if key.is_empty() { &[0] } else { key }).expect("an HMAC key from bytes");
+    let mut signer = Signer::new(MessageDigest::sha256(), &key).expect("an HMAC-SHA256 signer");
+    signer.update(message).expect("hashing");
+    signer.sign_to_vec().expect("an HMAC signature")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -67,14 +77,4 @@ mod tests {
         assert!(!constant_time_eq(b"secret", b"secreT"));
         assert!(!constant_time_eq(b"secret", b"secret2"));
     }
-}
-
-/// HMAC-SHA256 of `message` with `key` (OpenSSL).
-pub fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
-    use openssl::{hash::MessageDigest, pkey::PKey, sign::Signer};
-    // OpenSSL refuses an empty key; HMAC pads keys with zeros, so one zero byte is the same key.
-    let key = PKey::hmac(if key.is_empty() { &[0] } else { key }).expect("an HMAC key from bytes");
-    let mut signer = Signer::new(MessageDigest::sha256(), &key).expect("an HMAC-SHA256 signer");
-    signer.update(message).expect("hashing");
-    signer.sign_to_vec().expect("an HMAC signature")
 }
