@@ -25,6 +25,7 @@ pub mod plan;
 pub mod push;
 pub mod scan;
 pub mod settings;
+pub mod staff;
 pub mod store;
 pub mod templates;
 pub mod time_fmt;

@@ -73,6 +73,9 @@ pub async fn member_page(state: web::Data<AppState>, req: HttpRequest) -> ApiRes
         serde_json::from_str(&record.attributes).unwrap_or_else(|_| serde_json::json!({}));
     let points_display = group_digits(record.points, locale);
     let qr = qr_svg(&links.page);
+    let barcode = qr_svg(&program.barcodes.barcode(&program.name, &record.member_id));
+    let android =
+        req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).is_some_and(|ua| ua.contains("Android"));
     let google_url = match &state.google {
         Some(wallet) if !record.retired => wallet.save_link(&record).await,
         _ => None,
@@ -93,6 +96,8 @@ pub async fn member_page(state: web::Data<AppState>, req: HttpRequest) -> ApiRes
         assets_url: &format!("{}/assets", state.settings.public_url),
         page_url: &links.page,
         qr_svg: &qr,
+        barcode_svg: &barcode,
+        google_first: android,
         retired: record.retired,
         points_display: &points_display,
     };
@@ -100,24 +105,33 @@ pub async fn member_page(state: web::Data<AppState>, req: HttpRequest) -> ApiRes
     Ok(HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"))
         .insert_header((header::CACHE_CONTROL, "no-cache"))
+        // Everything the page shows is its own (inline or from this origin).
+        .insert_header((
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'",
+        ))
         .body(html))
 }
 
-/// The wallet marks the page's buttons show, served by tessera (no third-party origin).
-const ASSETS: &[(&str, &str)] = &[
-    ("google-wallet-mark.svg", include_str!("pages_assets/google-wallet-mark.svg")),
-    ("apple-wallet-mark.svg", include_str!("pages_assets/apple-wallet-mark.svg")),
+/// The pages' assets, served by tessera (no third-party origin): the wallet marks of the member page's
+/// buttons, and jsQR 1.4.0 (Apache-2.0, `pages_assets/vendor/jsQR.LICENSE`), the staff page's camera
+/// decoder.
+const ASSETS: &[(&str, &str, &str)] = &[
+    ("google-wallet-mark.svg", "image/svg+xml", include_str!("pages_assets/google-wallet-mark.svg")),
+    ("apple-wallet-mark.svg", "image/svg+xml", include_str!("pages_assets/apple-wallet-mark.svg")),
+    ("jsQR.js", "text/javascript; charset=utf-8", include_str!("pages_assets/vendor/jsQR.js")),
 ];
 
 /// `GET /assets/{name}`: the page's static assets.
 #[utoipa::path(get, path = "/assets/{name}", tag = "pages",
     params(("name" = String, Path, description = "An asset of the member page, e.g. google-wallet-mark.svg")),
-    responses((status = 200, description = "The asset", content_type = "image/svg+xml"), (status = 404, response = crate::openapi::NotFound)))]
+    responses((status = 200, description = "The asset (SVG or JavaScript)"), (status = 404, response = crate::openapi::NotFound)))]
 pub async fn asset(req: HttpRequest) -> ApiResult<HttpResponse> {
     let name = segment(&req, "name").unwrap_or_default();
-    let (_, body) = ASSETS.iter().find(|(n, _)| *n == name).ok_or_else(|| ApiError::not_found("no such asset"))?;
+    let (_, content_type, body) =
+        ASSETS.iter().find(|(n, _, _)| *n == name).ok_or_else(|| ApiError::not_found("no such asset"))?;
     Ok(HttpResponse::Ok()
-        .insert_header((header::CONTENT_TYPE, "image/svg+xml"))
+        .insert_header((header::CONTENT_TYPE, *content_type))
         .insert_header((header::CACHE_CONTROL, "public, max-age=86400"))
         .body(*body))
 }

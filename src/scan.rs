@@ -165,10 +165,20 @@ pub async fn scan(
     req: HttpRequest,
     JsonObject(body): JsonObject,
 ) -> ApiResult<HttpResponse> {
-    if !state.scan_limiter.allow(&staff.credential) {
+    Ok(HttpResponse::Ok().json(perform(&state, &staff.credential, &req, &body).await?))
+}
+
+/// One scan by `credential` (the API's or the staff page's): limited, checked, looked up, recorded.
+pub async fn perform(
+    state: &AppState,
+    credential: &str,
+    req: &HttpRequest,
+    body: &Map<String, Value>,
+) -> ApiResult<ScanView> {
+    if !state.scan_limiter.allow(credential) {
         return Err(ApiError::RateLimited);
     }
-    let (barcode, location) = parse_scan(&body)?;
+    let (barcode, location) = parse_scan(body)?;
     let program = &state.settings.program;
     let member_id = member_of_barcode(&barcode, &state.passes.program().barcodes, program)?;
     let target = state
@@ -177,12 +187,12 @@ pub async fn scan(
         .await?
         .ok_or_else(|| ApiError::not_found("no card of this program has that code"))?;
     let scanned_at = crate::time_fmt::now_unix_ms();
-    let record = ScanRecord { scanned_at, staff: staff.credential.clone(), location };
+    let record = ScanRecord { scanned_at, staff: credential.to_string(), location };
     state.scans.record(program, member_id, record).await?;
     let templates = state.passes.program();
-    let locale = templates.resolve_locale(first_language(&req).as_deref());
+    let locale = templates.resolve_locale(first_language(req).as_deref());
     let member = &target.member;
-    Ok(HttpResponse::Ok().json(ScanView {
+    Ok(ScanView {
         member_id: member.member_id.clone(),
         name: member.name.clone().unwrap_or_else(|| member.member_id.clone()),
         tier: member.tier.clone(),
@@ -194,7 +204,7 @@ pub async fn scan(
         apple: ScanApple { devices: target.devices, voided: member.voided },
         google: ScanGoogle { saved: target.google_saved },
         scanned_at: crate::time_fmt::rfc3339_ms(scanned_at),
-    }))
+    })
 }
 
 /// A member's recent scans, newest first (at most 50).

@@ -47,5 +47,7 @@ mod processes;
 mod scale_out;
 #[path = "api/scans.rs"]
 mod scans;
+#[path = "api/staff.rs"]
+mod staff;
 #[path = "api/web_service.rs"]
 mod web_service;

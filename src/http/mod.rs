@@ -20,7 +20,7 @@ use crate::app::AppState;
 use crate::apple::web_service;
 use crate::error::ApiError;
 use crate::google::callbacks as google_callbacks;
-use crate::{ledger, members, ops, pages, scan};
+use crate::{ledger, members, ops, pages, scan, staff};
 
 /// Every route: a path (under the public URL's path) and its methods. `routes()` lists it for the
 /// OpenAPI test, so a route cannot be served without being documented.
@@ -56,6 +56,10 @@ fn route_table() -> Vec<(&'static str, Vec<(Method, Route)>)> {
         ("/m/{public_id}", vec![(Method::GET, web::get().to(pages::member_page))]),
         ("/m/{public_id}/pass.pkpass", vec![(Method::GET, web::get().to(pages::download_pass))]),
         ("/assets/{name}", vec![(Method::GET, web::get().to(pages::asset))]),
+        ("/staff", vec![(Method::GET, web::get().to(staff::page))]),
+        ("/staff/session", vec![(Method::POST, web::post().to(staff::sign_in))]),
+        ("/staff/signout", vec![(Method::POST, web::post().to(staff::sign_out))]),
+        ("/staff/scan", vec![(Method::POST, web::post().to(staff::scan))]),
         ("/google/images/{name}", vec![(Method::GET, web::get().to(pages::google_image))]),
         ("/google/images/{tier}/{name}", vec![(Method::GET, web::get().to(pages::google_tier_image))]),
         ("/google/callbacks", vec![(Method::POST, web::post().to(google_callbacks::callback))]),

@@ -22,6 +22,7 @@ use crate::{ledger, members, ops};
         members::put_member, members::get_member, members::delete_member,
         ledger::webhook,
         crate::scan::scan, crate::scan::member_scans,
+        crate::staff::page, crate::staff::sign_in, crate::staff::sign_out, crate::staff::scan,
         web_service::register, web_service::unregister, web_service::list_updated, web_service::latest_pass,
         web_service::log,
         crate::pages::member_page, crate::pages::download_pass, crate::pages::asset,
@@ -32,6 +33,7 @@ use crate::{ledger, members, ops};
     modifiers(&Components),
     tags(
         (name = "admin", description = "Members, with `Authorization: Bearer <admin token>`"),
+        (name = "staff", description = "The staff page: sign-in with the staff token, then a session cookie"),
         (name = "scan", description = "Staff scans of members' cards, with `Authorization: Bearer <staff token>`"),
         (name = "webhook", description = "Ledger events from the loyalty backend, HMAC-signed"),
         (name = "apple-web-service", description = "Apple's PassKit web service, called by iPhones"),

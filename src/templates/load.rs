@@ -6,7 +6,8 @@ use std::path::Path;
 
 use super::strings::parse_strings;
 use super::{
-    PAGE_TEMPLATE, PASS_TEMPLATE, REQUIRED_IMAGES, Strings, TemplateError, Tier, TierDesign, jinja_error, terr,
+    PAGE_TEMPLATE, PASS_TEMPLATE, REQUIRED_IMAGES, STAFF_TEMPLATE, Strings, TemplateError, Tier, TierDesign,
+    jinja_error, terr,
 };
 
 /// Apple's barcode format for program.toml's `barcode_format`.
@@ -103,7 +104,7 @@ pub(super) fn strings(
 pub(super) fn environment(dir: &Path) -> Result<minijinja::Environment<'static>, TemplateError> {
     let mut env = minijinja::Environment::new();
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
-    let mut names: Vec<String> = vec![PASS_TEMPLATE.into(), PAGE_TEMPLATE.into()];
+    let mut names: Vec<String> = vec![PASS_TEMPLATE.into(), PAGE_TEMPLATE.into(), STAFF_TEMPLATE.into()];
     json_files_under(dir, Path::new("google"), &mut names)?;
     for template in names {
         let path = dir.join(&template);

@@ -4,6 +4,7 @@
 //! program.toml            organization name, tiers (in order), default locale, barcode format
 //! pass.json               Jinja template of the pass (JSON auto-escaping: `{{ member.name }}` is quoted)
 //! page.html               Jinja template of the member page
+//! staff.html              Jinja template of the staff page (sign-in and scanner)
 //! images/*.png            icon, logo, strip at @1x/@2x/@3x
 //! tiers/<tier>/tier.toml  colors; tiers/<tier>/*.png overrides images of the same name
 //! <locale>.lproj/pass.strings   UTF-8 strings, one set of keys for the pass and the page
@@ -21,6 +22,7 @@ use serde::{Deserialize, Serialize};
 mod barcode;
 pub mod google;
 mod load;
+pub mod staff;
 pub mod strings;
 pub use barcode::{BarcodeRefusal, BarcodeSigning};
 pub use strings::parse_strings;
@@ -138,6 +140,10 @@ pub struct PageContext<'a> {
     pub page_url: &'a str,
     /// An inline SVG QR code of the page URL, for desktops.
     pub qr_svg: &'a str,
+    /// An inline SVG of the card's barcode (what staff scan).
+    pub barcode_svg: &'a str,
+    /// Show Google Wallet first (an Android phone).
+    pub google_first: bool,
     pub retired: bool,
     /// The balance with the locale's digit grouping.
     pub points_display: &'a str,
@@ -160,6 +166,7 @@ pub struct Program {
 
 const PASS_TEMPLATE: &str = "pass.json";
 const PAGE_TEMPLATE: &str = "page.html";
+const STAFF_TEMPLATE: &str = "staff.html";
 /// Images Wallet needs in every pass.
 pub const REQUIRED_IMAGES: &[&str] = &["icon.png", "icon@2x.png", "logo.png"];
 
@@ -202,6 +209,7 @@ impl Program {
         };
         program.check_renders()?;
         program.check_google_renders()?;
+        program.check_staff_renders()?;
         Ok(program)
     }
 
@@ -303,6 +311,7 @@ impl Program {
                 member => ctx.member, apple_url => ctx.apple_url, google_url => ctx.google_url,
                 google_configured => ctx.google_configured, assets_url => ctx.assets_url,
                 page_url => ctx.page_url, qr_svg => minijinja::Value::from_safe_string(ctx.qr_svg.to_string()),
+                barcode_svg => minijinja::Value::from_safe_string(ctx.barcode_svg.to_string()), google_first => ctx.google_first,
                 retired => ctx.retired, points_display => ctx.points_display, locale => locale, t => &self.strings(locale).entries,
                 organization_name => &self.organization_name,
             })
@@ -349,6 +358,8 @@ impl Program {
                         assets_url: "/assets",
                         page_url: "/p",
                         qr_svg: "<svg/>",
+                        barcode_svg: "<svg/>",
+                        google_first: i == 1,
                         retired: i == 1,
                         points_display: "1,250",
                     };

@@ -26,4 +26,5 @@ mod pg;
 mod pg_cluster;
 mod processes;
 mod scans;
+mod staff;
 mod web_service;
