@@ -59,7 +59,8 @@ fn html(body: String) -> HttpResponse {
             header::CONTENT_SECURITY_POLICY,
             "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; media-src 'self' blob: mediastream:; connect-src 'self'; frame-ancestors 'none'; form-action 'self'",
         ))
-        .insert_header((header::REFERRER_POLICY, "no-referrer"))
+        // Not no-referrer: with it Chromium sends `Origin: null` on the page's own form posts.
+        .insert_header((header::REFERRER_POLICY, "same-origin"))
         .body(body)
 }
 
@@ -118,6 +119,7 @@ fn session_cookie(state: &AppState, value: String, max_age: i64) -> Cookie<'stat
     responses((status = 303, description = "Signed in (a session cookie), or back to the sign-in with a message")))]
 pub async fn sign_in(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> ApiResult<HttpResponse> {
     if body.len() > FORM_LIMIT || cross_origin(&state, &req) {
+        tracing::warn!("refused a staff sign-in from another origin (or an oversized form)");
         return Ok(redirect(&state, "/staff?error=token").finish());
     }
     let lang = form_field(&body, "lang")

@@ -4,6 +4,11 @@
 
 #[path = "api/apns_standin.rs"]
 mod apns_standin;
+#[allow(dead_code)]
+#[path = "api/browser.rs"]
+mod browser;
+#[path = "api/browser_pages.rs"]
+mod browser_pages;
 #[path = "api/cli.rs"]
 mod cli;
 #[path = "api/crash.rs"]

@@ -4,6 +4,10 @@
 //! (scale_out.rs, outage.rs); see helpers.rs for spawn_app.
 
 mod apns_standin;
+// The browser harness; the page tests are in browser_pages.rs.
+#[allow(dead_code)]
+mod browser;
+mod browser_pages;
 mod cli;
 mod crash;
 mod deploy;
