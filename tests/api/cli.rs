@@ -4,7 +4,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::helpers::{make_ca, repo, tessera};
+use crate::helpers::{copy_dir, make_ca, repo, tessera};
 
 /// A scratch working directory laid out like a checkout: templates/ and certs-example/ (relative
 /// defaults resolve against it), and nothing else.
@@ -168,16 +168,4 @@ fn serve_runs_on_its_defaults_in_a_checkout() {
     assert!(status.success(), "{status}");
     assert_eq!(String::from_utf8_lossy(&health.stdout), "200");
     assert!(dir.path().join("tessera.db").exists());
-}
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &to.join(entry.file_name()));
-        } else {
-            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-        }
-    }
 }

@@ -365,3 +365,16 @@ pub fn push_token(prefix: &str) -> String {
     let random = hex::encode(openssl::sha::sha256(tessera::ids::random_token(16).as_bytes()));
     format!("{prefix}{}", &random[prefix.len()..])
 }
+
+/// Copies a folder tree (a program's templates, to change one file of a copy).
+pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &to.join(entry.file_name()));
+        } else {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
+}

@@ -154,22 +154,10 @@ async fn over_the_rate_a_credential_gets_429_with_retry_after() {
     assert_eq!(statuses.last(), Some(&429));
 }
 
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &to.join(entry.file_name()));
-        } else {
-            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-        }
-    }
-}
-
 #[tokio::test]
 async fn with_signed_barcodes_the_card_carries_a_signature_and_forged_codes_are_refused() {
     let templates = tempfile::tempdir().unwrap();
-    copy_dir(&crate::helpers::repo().join("templates/default"), &templates.path().join("default"));
+    crate::helpers::copy_dir(&crate::helpers::repo().join("templates/default"), &templates.path().join("default"));
     let program = templates.path().join("default/program.toml");
     let text = std::fs::read_to_string(&program).unwrap().replace("signed_barcodes = false", "signed_barcodes = true");
     std::fs::write(&program, text).unwrap();
