@@ -247,12 +247,17 @@ pub async fn google_view(
     record: &MemberRecord,
 ) -> ApiResult<Option<(Option<String>, GoogleObjectView)>> {
     let Some(wallet) = &state.google else { return Ok(None) };
-    let link = if record.retired { None } else { wallet.save_link(record).await };
-    let object = state.store.google_object(&record.program, &record.member_id).await?;
+    let (stored, last_result) = state.store.google_object(&record.program, &record.member_id).await?;
+    let (link, object) = match record.retired {
+        true => (None, stored.clone()),
+        false => wallet.save_link(record, &stored).await,
+    };
     let problem = if wallet.forbidden() {
         state.store.service_state(crate::push::google::GOOGLE_FORBIDDEN).await?.map(|(r, _)| format!("forbidden: {r}"))
+    } else if object != stored {
+        None // inserted just now
     } else {
-        state.store.google_last_result(&record.program, &record.member_id).await?.filter(|r| r != "current")
+        last_result.filter(|r| r != "current")
     };
     let view = GoogleObjectView {
         object_id: wallet.object_id(&record.member_id),

@@ -77,7 +77,10 @@ pub async fn member_page(state: web::Data<AppState>, req: HttpRequest) -> ApiRes
     let android =
         req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).is_some_and(|ua| ua.contains("Android"));
     let google_url = match &state.google {
-        Some(wallet) if !record.retired => wallet.save_link(&record).await,
+        Some(wallet) if !record.retired => {
+            let (object, _) = state.store.google_object(&record.program, &record.member_id).await?;
+            wallet.save_link(&record, &object).await.0
+        }
         _ => None,
     };
     let ctx = PageContext {

@@ -122,18 +122,23 @@ impl GoogleWallet {
         })
     }
 
-    /// Waits for `n` requests' worth of the shared rate.
-    pub async fn take_rate(&self, n: i64) -> Result<(), crate::store::StoreError> {
+    /// Reserves `n` requests' worth of the shared rate and waits for it; answers false without waiting
+    /// when the turn is more than `max_wait_us` away (the reservation is spent either way).
+    pub async fn take_rate(&self, n: i64, max_wait_us: i64) -> Result<bool, crate::store::StoreError> {
         let start = self.store.reserve_rate(RATE, n * self.cost_us, 1_000_000).await?;
         let wait = start - crate::time_fmt::now_unix_us();
+        if wait > max_wait_us {
+            return Ok(false);
+        }
         if wait > 0 {
             tokio::time::sleep(Duration::from_micros(wait as u64)).await;
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Inserts the class, or patches it when it exists (so template changes reach it); once per process.
-    pub async fn ensure_class(&self) -> Result<(), String> {
+    /// Answers Google's refusal when it fails.
+    pub async fn ensure_class(&self) -> Result<(), Answer> {
         let mut ready = self.class_ready.lock().await;
         if *ready {
             return Ok(());
@@ -148,7 +153,7 @@ impl GoogleWallet {
                 *ready = true;
                 Ok(())
             }
-            other => Err(describe(&other)),
+            other => Err(other),
         }
     }
 
@@ -179,56 +184,51 @@ pub fn describe(answer: &Answer) -> String {
 }
 
 impl GoogleWallet {
-    /// `links.google`: a skinny link once the object is inserted (inserting it now if the rate allows),
-    /// else one carrying the whole object if that fits in a link, else none.
-    pub async fn save_link(&self, member: &MemberRecord) -> Option<String> {
+    /// `links.google` for a member whose object is in `state`: a skinny link once the object is inserted
+    /// (inserting it now if the rate allows), else one carrying the whole object if that fits in a link,
+    /// else none. Answers the object's state after it (inserted now, or as it was).
+    pub async fn save_link(&self, member: &MemberRecord, state: &ObjectState) -> (Option<String>, ObjectState) {
         let iat = crate::time_fmt::now_unix();
         let object_id = self.object_id(&member.member_id);
-        let state = self.store.google_object(&member.program, &member.member_id).await.ok()?;
-        let inserted = state.inserted
-            || tokio::time::timeout(LINK_DEADLINE, self.insert_now(member, &state)).await.unwrap_or(false);
-        if inserted {
-            return pass::skinny_link(&self.account, &self.public_url, &object_id, &self.class_id, iat).ok();
+        let inserted_now = match state.inserted {
+            true => None,
+            false => tokio::time::timeout(LINK_DEADLINE, self.insert_now(member, state)).await.ok().flatten(),
+        };
+        let state = inserted_now.unwrap_or_else(|| state.clone());
+        if state.inserted {
+            let link = pass::skinny_link(&self.account, &self.public_url, &object_id, &self.class_id, iat).ok();
+            return (link, state);
         }
-        let object = self.object_json(member).ok()?;
+        let Ok(object) = self.object_json(member) else { return (None, state) };
         let class_ready = *self.class_ready.lock().await;
         let class = (!class_ready).then_some(&self.class);
-        pass::fat_link(&self.account, &self.public_url, &object, class, iat).ok().flatten()
+        (pass::fat_link(&self.account, &self.public_url, &object, class, iat).ok().flatten(), state)
     }
 
-    /// Inserts the member's object now, if Google is reachable and the shared rate allows it soon.
-    async fn insert_now(&self, member: &MemberRecord, state: &ObjectState) -> bool {
-        if self.forbidden() {
-            return false;
+    /// Inserts the member's object now, if Google is reachable and the shared rate allows it soon;
+    /// answers the state recorded.
+    async fn insert_now(&self, member: &MemberRecord, state: &ObjectState) -> Option<ObjectState> {
+        if self.forbidden() || !self.take_rate(1, LINK_WAIT_US).await.ok()? {
+            return None;
         }
-        let Ok(start) = self.store.reserve_rate(RATE, self.cost_us, 1_000_000).await else { return false };
-        let wait = start - crate::time_fmt::now_unix_us();
-        if wait > LINK_WAIT_US {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_micros(wait.max(0) as u64)).await;
-        let (outcome, _) = self.send_insert(member, state, Vec::new(), 0, crate::time_fmt::now_unix_ms()).await;
-        match outcome {
-            GoogleOutcome::Current(new_state) => {
-                self.store.record_google_current(&member.program, &member.member_id, &new_state).await.is_ok()
-            }
-            _ => false,
-        }
+        let outcome = self.send_insert(member, state, Vec::new(), 0, crate::time_fmt::now_unix_ms()).await;
+        let GoogleOutcome::Current(new_state) = outcome else { return None };
+        self.store.record_google_current(&member.program, &member.member_id, &new_state).await.ok()?;
+        Some(new_state)
     }
 
     /// One update for the worker: what to send for `member` given what Google has, and what came of it.
-    /// Answers the outcome and how many requests it used.
-    pub async fn sync(&self, member: &MemberRecord, state: &ObjectState, attempts: i64) -> (GoogleOutcome, i64) {
+    pub async fn sync(&self, member: &MemberRecord, state: &ObjectState, attempts: i64) -> GoogleOutcome {
         let now_ms = crate::time_fmt::now_unix_ms();
         let current = Current { update_tag: member.update_tag, points: member.points, tier: &member.tier };
         let update = decide(current, state, now_ms / 1000);
         match update.send {
-            Send::Nothing => (GoogleOutcome::Current(state.clone()), 0),
+            Send::Nothing => GoogleOutcome::Current(state.clone()),
             Send::Insert => self.send_insert(member, state, update.notified_at, attempts, now_ms).await,
             Send::Patch => {
                 let mut body = match self.object_json(member) {
                     Ok(b) => b,
-                    Err(e) => return (GoogleOutcome::Failed { reason: e.to_string() }, 0),
+                    Err(e) => return GoogleOutcome::Failed { reason: e.to_string() },
                 };
                 if update.notify {
                     body["notifyPreference"] = Value::from("NOTIFY_ON_UPDATE");
@@ -237,11 +237,10 @@ impl GoogleWallet {
                 self.count(&answer);
                 if matches!(answer, Answer::NotFound) {
                     // Google lost or never had it: insert, paying for the extra request.
-                    let _ = self.take_rate(1).await;
-                    let (outcome, used) = self.send_insert(member, state, update.notified_at, attempts, now_ms).await;
-                    return (outcome, used + 1);
+                    let _ = self.take_rate(1, i64::MAX).await;
+                    return self.send_insert(member, state, update.notified_at, attempts, now_ms).await;
                 }
-                (self.outcome(answer, member, state, update.notified_at, attempts, now_ms), 1)
+                self.outcome(answer, member, state, update.notified_at, attempts, now_ms)
             }
         }
     }
@@ -253,26 +252,25 @@ impl GoogleWallet {
         notified_at: Vec<i64>,
         attempts: i64,
         now_ms: i64,
-    ) -> (GoogleOutcome, i64) {
-        if let Err(reason) = self.ensure_class().await {
-            return (self.failure_outcome(reason, attempts, now_ms), 1);
+    ) -> GoogleOutcome {
+        if let Err(refusal) = self.ensure_class().await {
+            return self.outcome(refusal, member, state, notified_at, attempts, now_ms);
         }
         let body = match self.object_json(member) {
             Ok(b) => b,
-            Err(e) => return (GoogleOutcome::Failed { reason: e.to_string() }, 0),
+            Err(e) => return GoogleOutcome::Failed { reason: e.to_string() },
         };
         let mut answer = self.api.insert(Kind::Object, &body).await;
         self.count(&answer);
-        let mut used = 1;
         if matches!(answer, Answer::Conflict) {
             // Saved from a link that carried the whole object: bring it up to date.
             answer = self.api.patch(Kind::Object, &self.object_id(&member.member_id), &body).await;
             self.count(&answer);
-            used += 1;
         }
-        (self.outcome(answer, member, state, notified_at, attempts, now_ms), used)
+        self.outcome(answer, member, state, notified_at, attempts, now_ms)
     }
 
+    /// What a request's answer means for the job: current, forbidden, failed for good, or a retry.
     fn outcome(
         &self,
         answer: Answer,
@@ -295,15 +293,11 @@ impl GoogleWallet {
                 GoogleOutcome::Forbidden { reason: format!("403 {m}"), retry_at: now_ms + FORBIDDEN_PROBE_MS }
             }
             Answer::Rejected(status, m) => GoogleOutcome::Failed { reason: format!("{status} {m}") },
-            other => self.failure_outcome(describe(&other), attempts, now_ms),
+            other => GoogleOutcome::Retry {
+                reason: describe(&other),
+                retry_at: now_ms + retry_delay_ms(attempts, 1000, random_fraction()),
+            },
         }
-    }
-
-    fn failure_outcome(&self, reason: String, attempts: i64, now_ms: i64) -> GoogleOutcome {
-        if reason.starts_with("403") {
-            return GoogleOutcome::Forbidden { reason, retry_at: now_ms + FORBIDDEN_PROBE_MS };
-        }
-        GoogleOutcome::Retry { reason, retry_at: now_ms + retry_delay_ms(attempts, 1000, random_fraction()) }
     }
 }
 

@@ -47,28 +47,28 @@ impl GoogleWorker {
 
     /// Sends a round: reads the members' current state, waits for the rate, sends concurrently.
     async fn send_round(&self, jobs: Vec<GoogleJob>) -> StoreResult<Vec<GoogleResult>> {
-        let program = jobs[0].program.clone();
-        let ids: Vec<&str> = jobs.iter().map(|j| j.member_id.as_str()).collect();
-        let mut targets: std::collections::HashMap<String, _> = self
-            .store
-            .google_targets(&program, &ids)
-            .await?
-            .into_iter()
-            .map(|(m, s)| (m.member_id.clone(), (m, s)))
-            .collect();
-        if let Err(e) = self.wallet.take_rate(jobs.len() as i64).await {
+        // By program (a deployment serves one, but the rows say which).
+        let mut targets = std::collections::HashMap::new();
+        let programs: std::collections::BTreeSet<&str> = jobs.iter().map(|j| j.program.as_str()).collect();
+        for program in programs {
+            let ids: Vec<&str> = jobs.iter().filter(|j| j.program == program).map(|j| j.member_id.as_str()).collect();
+            for (member, state) in self.store.google_targets(program, &ids).await? {
+                targets.insert((member.program.clone(), member.member_id.clone()), (member, state));
+            }
+        }
+        if let Err(e) = self.wallet.take_rate(jobs.len() as i64, i64::MAX).await {
             tracing::warn!(error = %e, "reserving Google's request rate failed; the round goes out unthrottled");
         }
         let mut sends = JoinSet::new();
         let mut results = Vec::with_capacity(jobs.len());
         for job in jobs {
-            let Some((member, state)) = targets.remove(&job.member_id) else {
+            let Some((member, state)) = targets.remove(&(job.program.clone(), job.member_id.clone())) else {
                 results.push(GoogleResult { job, outcome: GoogleOutcome::Gone });
                 continue;
             };
             let wallet = self.wallet.clone();
             sends.spawn(async move {
-                let (outcome, _) = wallet.sync(&member, &state, job.attempts).await;
+                let outcome = wallet.sync(&member, &state, job.attempts).await;
                 GoogleResult { job, outcome }
             });
         }

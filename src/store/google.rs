@@ -129,13 +129,17 @@ impl Store {
             .collect::<Result<_, sqlx::Error>>()?)
     }
 
-    pub async fn google_object(&self, program: &str, member_id: &str) -> StoreResult<ObjectState> {
-        let sql = format!("SELECT {STATE_COLUMNS} FROM google_objects g WHERE g.program = $1 AND g.member_id = $2");
+    /// What tessera knows of the member's object, and the last REST attempt's result (`current`,
+    /// `retrying: …`, `failed: …`, `forbidden: …`), if any.
+    pub async fn google_object(&self, program: &str, member_id: &str) -> StoreResult<(ObjectState, Option<String>)> {
+        let sql = format!(
+            "SELECT {STATE_COLUMNS}, g.last_result FROM google_objects g WHERE g.program = $1 AND g.member_id = $2"
+        );
         let row =
             sqlx::query(sqlx::AssertSqlSafe(sql)).bind(program).bind(member_id).fetch_optional(&self.reader).await?;
         Ok(match row {
-            Some(r) => object_state_from(&r, 0)?,
-            None => ObjectState::default(),
+            Some(r) => (object_state_from(&r, 0)?, r.try_get(6)?),
+            None => (ObjectState::default(), None),
         })
     }
 
@@ -253,19 +257,6 @@ impl Store {
             .execute(&self.writer)
             .await?
             .rows_affected())
-    }
-
-    /// The last thing a REST attempt reported for the member's object, if any.
-    pub async fn google_last_result(&self, program: &str, member_id: &str) -> StoreResult<Option<String>> {
-        let row = sqlx::query("SELECT last_result FROM google_objects WHERE program = $1 AND member_id = $2")
-            .bind(program)
-            .bind(member_id)
-            .fetch_optional(&self.reader)
-            .await?;
-        Ok(match row {
-            Some(r) => r.try_get(0)?,
-            None => None,
-        })
     }
 }
 
