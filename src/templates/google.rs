@@ -13,6 +13,8 @@ use serde_json::{Value, json};
 use super::{MemberFields, Program, TemplateError, jinja_error, terr};
 
 pub const CLASS_TEMPLATE: &str = "google/class.json";
+/// Every strings key with its value per locale, one locale first.
+pub type Translations = BTreeMap<String, Vec<(String, String)>>;
 pub const OBJECT_TEMPLATE: &str = "google/object.json";
 
 /// What `google/class.json` sees besides `t`, `localized` and `program`.
@@ -97,7 +99,7 @@ impl Program {
 
     /// `t` (the strings of `locale`), `localized` and `program`.
     fn google_common(&self, locale: &str) -> Jinja {
-        let translations = Arc::new(self.translations(locale));
+        let translations = self.translations_for(locale);
         let localized = Jinja::from_function(move |key: &str| -> Result<Jinja, minijinja::Error> {
             let values = translations.get(key).ok_or_else(|| {
                 minijinja::Error::new(
@@ -113,8 +115,16 @@ impl Program {
         }
     }
 
+    /// `translations(locale)`, built once per locale on first use: every object update renders with it.
+    fn translations_for(&self, locale: &str) -> Arc<Translations> {
+        let all = self
+            .google_translations
+            .get_or_init(|| self.strings.keys().map(|l| (l.clone(), Arc::new(self.translations(l)))).collect());
+        all.get(locale).or_else(|| all.get(&self.default_locale)).cloned().unwrap_or_default()
+    }
+
     /// Every key with its value per locale, `locale` first.
-    fn translations(&self, locale: &str) -> BTreeMap<String, Vec<(String, String)>> {
+    fn translations(&self, locale: &str) -> Translations {
         let mut order: Vec<&str> = vec![locale];
         order.extend(self.strings.keys().map(String::as_str).filter(|l| *l != locale));
         let mut out: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();

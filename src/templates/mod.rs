@@ -161,6 +161,8 @@ pub struct Program {
     tiers: Vec<(String, Tier)>,
     images: BTreeMap<String, Vec<u8>>,
     strings: BTreeMap<String, Strings>,
+    /// Per locale, the strings as Google's LocalizedStrings need them (built on first use).
+    google_translations: std::sync::OnceLock<BTreeMap<String, std::sync::Arc<google::Translations>>>,
     env: minijinja::Environment<'static>,
 }
 
@@ -206,6 +208,7 @@ impl Program {
             tiers,
             images,
             strings,
+            google_translations: Default::default(),
         };
         program.check_renders()?;
         program.check_google_renders()?;

@@ -121,30 +121,10 @@ async fn concurrent_first_callers_share_one_token_refresh() {
         let app = &g.app;
         async move { app.create_member(&format!("T-{i}"), &json!({"name": "T", "tier": "gold", "points": i})).await }
     });
-    for member in futures_join(creations).await {
+    for member in futures_util::future::join_all(creations).await {
         assert!(member["links"]["google"].is_string(), "{member}");
     }
     assert_eq!(g.google.tokens_issued(), 1);
-}
-
-/// Runs the futures concurrently and answers their outputs in order.
-async fn futures_join<F: std::future::Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
-    let mut pinned: Vec<std::pin::Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
-    let mut outputs: Vec<Option<F::Output>> = pinned.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (future, output) in pinned.iter_mut().zip(outputs.iter_mut()) {
-            if output.is_none() {
-                match future.as_mut().poll(cx) {
-                    std::task::Poll::Ready(v) => *output = Some(v),
-                    std::task::Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending { std::task::Poll::Pending } else { std::task::Poll::Ready(()) }
-    })
-    .await;
-    outputs.into_iter().map(|o| o.unwrap()).collect()
 }
 
 #[tokio::test]
