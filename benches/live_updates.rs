@@ -165,7 +165,7 @@ impl Server {
     async fn wait_outbox_empty(&self, deadline: Duration) -> Duration {
         let started = Instant::now();
         loop {
-            if self.store.outbox_depth().await.unwrap() == 0 {
+            if self.store.outbox_depth(tessera::store::Outbox::Apns).await.unwrap() == 0 {
                 return started.elapsed();
             }
             assert!(started.elapsed() < deadline, "the outbox did not drain within {deadline:?}");

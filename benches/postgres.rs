@@ -25,6 +25,9 @@ mod pg_cluster;
 #[allow(dead_code)]
 #[path = "../tests/api/processes.rs"]
 mod processes;
+#[allow(dead_code)]
+#[path = "../tests/api/tools.rs"]
+mod tools;
 
 use std::path::PathBuf;
 use std::sync::Arc;

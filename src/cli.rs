@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 
 use crate::app::Secrets;
 use crate::http::Application;
-use crate::settings::{Settings, redact_url};
+use crate::settings::{LOG_ENV, Settings};
 use crate::store::Store;
 
 #[derive(Parser)]
@@ -74,7 +74,7 @@ pub fn main() -> ExitCode {
 }
 
 fn init_tracing() {
-    let filter = std::env::var("TESSERA_LOG")
+    let filter = std::env::var(LOG_ENV)
         .or_else(|_| std::env::var("RUST_LOG"))
         .unwrap_or_else(|_| "info,sqlx=warn,actix_server=warn".to_string());
     // A closed stderr (a supervisor that stopped reading) must not take the server down: tracing's own
@@ -130,14 +130,14 @@ async fn shutdown_signal() {
 }
 
 async fn migrate(settings: Settings) -> anyhow::Result<()> {
-    let store = Store::connect(&settings.database_url).await?;
+    let store = Store::connect(settings.database_url.expose()).await?;
     store.migrate().await?;
-    println!("migrations applied to {}", redact_url(&settings.database_url));
+    println!("migrations applied to {}", settings.database_url);
     Ok(())
 }
 
 async fn secrets(settings: Settings) -> anyhow::Result<()> {
-    let store = Store::connect(&settings.database_url).await?;
+    let store = Store::connect(settings.database_url.expose()).await?;
     store.migrate().await?;
     let secrets = Secrets::resolve(&settings, &store).await?;
     let origin = |from_settings: bool, name: &str| {

@@ -1,5 +1,6 @@
 //! `tessera doctor`: checks certificates, keys, templates and settings, and says what is wrong in plain
-//! words with the fix. Exit 1 on any error.
+//! words with the fix. Exit 1 on any error. Renders the sample member before and after a change of
+//! points, then of tier, and warns of every field that would change without showing its new value.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -9,8 +10,8 @@ use openssl::nid::Nid;
 use openssl::x509::X509;
 
 use crate::apple::certs::{SigningIdentity, looks_like_p12, name_entry, p12_advice};
-use crate::apple::inspect::Severity;
 use crate::apple::inspect::wwdr_generation;
+use crate::apple::inspect::{Severity, Silence, SilentField, silent_changes};
 use crate::apple::{PassBuilder, PassData};
 use crate::settings::{Secret, Settings};
 use crate::store::Store;
@@ -81,7 +82,7 @@ pub async fn check(settings: &Settings) -> Findings {
     if let (Some(identity), Some(program)) = (&identity, program) {
         check_sample_pass(settings, identity, program, &mut f);
     }
-    if settings.public_url.starts_with("https://") {
+    if settings.public_url.is_https() {
         f.ok(format!("public URL {} is https", settings.public_url));
     } else {
         f.warn(format!(
@@ -208,6 +209,7 @@ fn check_sample_pass(settings: &Settings, identity: &SigningIdentity, program: P
         Ok(b) => b,
         Err(e) => return f.error(format!("the pass builder cannot start: {:#}", anyhow::Error::new(e))),
     };
+    check_change_messages(&builder, f);
     let program = builder.program();
     let tiers: Vec<&str> = program.tier_names().collect();
     let locales: Vec<&str> = program.locales().collect();
@@ -230,6 +232,70 @@ fn check_sample_pass(settings: &Settings, identity: &SigningIdentity, program: P
     }
 }
 
+/// The sample member, in `tier` with `points`.
+fn sample_member<'a>(tier: &'a str, points: i64, locale: &'a str, attributes: &'a serde_json::Value) -> PassData<'a> {
+    PassData {
+        serial_number: "0123456789abcdef0123456789abcdef",
+        authentication_token: "doctor-sample-token-0123456789abcdef",
+        voided: false,
+        member_id: "DOCTOR-1",
+        name: Some("Sample"),
+        tier,
+        points,
+        locale: Some(locale),
+        attributes,
+        modified_at: crate::time_fmt::now_unix(),
+    }
+}
+
+/// Renders the sample member twice, differing only in points, then only in tier (the two lowest), and
+/// names every front field that changed without a changeMessage showing the new value (`%@`).
+fn check_change_messages(builder: &PassBuilder, f: &mut Findings) {
+    let program = builder.program();
+    let locale = program.default_locale.as_str();
+    let attributes = serde_json::json!({});
+    let render = |tier: &str, points: i64| {
+        let json = builder.render_pass_json(&sample_member(tier, points, locale, &attributes)).ok()?;
+        serde_json::from_str::<serde_json::Value>(&json).ok()
+    };
+    let strings = program.locales().map(|l| (l.to_string(), program.strings(l).entries.clone())).collect();
+    let tiers: Vec<&str> = program.tier_names().collect();
+    let Some(&first) = tiers.first() else { return };
+    let mut changes = vec![("points", first, 1250, first, 1350)];
+    if let Some(&next) = tiers.get(1) {
+        changes.push(("tier", first, 1250, next, 1250));
+    }
+    let mut silent = 0;
+    for (what, tier_before, points_before, tier_after, points_after) in changes {
+        let (Some(before), Some(after)) = (render(tier_before, points_before), render(tier_after, points_after)) else {
+            continue; // a sample that does not render is reported by the sample passes below
+        };
+        for field in silent_changes(&before, &after, &strings) {
+            silent += 1;
+            f.warn(silent_field_advice(what, &field));
+        }
+    }
+    if silent == 0 {
+        f.ok("a change of points or tier shows its new value on the lock screen (%@ in each changed field's message)");
+    }
+}
+
+fn silent_field_advice(what: &str, field: &SilentField) -> String {
+    let place = format!("{} ({})", field.at, field.key);
+    match &field.why {
+        Silence::NoChangeMessage => format!(
+            "a {what} change updates {place} silently: the field has no changeMessage; add one with %@ for the new value, e.g. \"{}.change\" defined as \"… %@ …\" in every pass.strings",
+            field.key
+        ),
+        Silence::NoPlaceholder { message, language: Some(language) } => format!(
+            "a {what} change updates {place} without its new value: {language}.lproj/pass.strings translates its changeMessage \"{message}\" without %@"
+        ),
+        Silence::NoPlaceholder { message, language: None } => {
+            format!("a {what} change updates {place} without its new value: its changeMessage \"{message}\" has no %@")
+        }
+    }
+}
+
 /// Builds one sample pass and inspects it the way `tessera inspect` does.
 fn sample_pass(
     builder: &PassBuilder,
@@ -239,18 +305,7 @@ fn sample_pass(
     warnings: &mut std::collections::BTreeSet<String>,
 ) {
     let attributes = serde_json::json!({});
-    let data = PassData {
-        serial_number: "0123456789abcdef0123456789abcdef",
-        authentication_token: "doctor-sample-token-0123456789abcdef",
-        voided: false,
-        member_id: "DOCTOR-1",
-        name: Some("Sample"),
-        tier,
-        points: 1250,
-        locale: Some(locale),
-        attributes: &attributes,
-        modified_at: crate::time_fmt::now_unix(),
-    };
+    let data = sample_member(tier, 1250, locale, &attributes);
     let bytes = match builder.build(&data) {
         Ok(bytes) => bytes,
         Err(e) => return f.error(format!("a sample {tier} pass cannot be built: {:#}", anyhow::Error::new(e))),
@@ -269,40 +324,42 @@ fn sample_pass(
     }
 }
 
-/// Warnings doctor gives in its own words (the public URL, the certificate chain).
+/// Warnings doctor gives in its own words (the public URL, the certificate chain, silent changes).
 fn doctor_says_itself(warning: &str) -> bool {
-    warning.contains("webServiceURL") || warning.contains("root") || warning.contains("development")
+    ["webServiceURL", "root", "development", "where Wallet shows the balance"].iter().any(|w| warning.contains(w))
 }
 
 async fn check_database(settings: &Settings, identity: Option<&SigningIdentity>, f: &mut Findings) {
-    if let Some(path) = settings.database_url.strip_prefix("sqlite://").map(|p| p.split('?').next().unwrap_or(p))
+    if let Some(path) = settings.database_url.sqlite_file()
         && !std::path::Path::new(path).exists()
     {
         f.ok(format!("database {path} does not exist yet; `tessera serve` creates it"));
         return;
     }
-    let store = match Store::connect(&settings.database_url).await {
+    let store = match Store::connect(settings.database_url.expose()).await {
         Ok(s) => s,
         Err(e) => {
             return f.error(format!(
                 "TESSERA_DATABASE_URL: cannot open {}: {:#}",
-                crate::settings::redact_url(&settings.database_url),
+                settings.database_url,
                 anyhow::Error::new(e)
             ));
         }
     };
     match store.issued_identities().await {
         Ok(ids) => {
-            f.ok(format!("database {} is reachable", crate::settings::redact_url(&settings.database_url)));
-            if let Ok(Some((reason, since))) = store.service_state(crate::push::worker::APNS_FORBIDDEN).await {
-                let waiting = store.outbox_depth().await.unwrap_or(0);
+            f.ok(format!("database {} is reachable", settings.database_url));
+            if let Ok(Some((reason, since))) = store.service_state(crate::delivery::apns::APNS_FORBIDDEN).await {
+                let waiting = store.outbox_depth(crate::store::Outbox::Apns).await.unwrap_or(0);
                 f.error(format!(
                     "APNs refused tessera's credentials (403 {reason}) at {}; {waiting} push(es) are waiting. Check that TESSERA_APPLE_CERT is the Pass Type ID certificate (not an app push certificate) and not revoked, or the .p8 key, key id and team id for token auth; pushes resume by themselves once APNs accepts them",
                     crate::time_fmt::rfc3339(since)
                 ));
             }
-            if let Ok(Some((reason, since))) = store.service_state(crate::push::google::GOOGLE_FORBIDDEN).await {
-                let waiting = store.google_outbox_depth().await.unwrap_or(0);
+            if let Ok(Some((reason, since))) =
+                store.service_state(crate::delivery::google_objects::GOOGLE_FORBIDDEN).await
+            {
+                let waiting = store.outbox_depth(crate::store::Outbox::GoogleObjects).await.unwrap_or(0);
                 f.error(format!(
                     "Google refused the service account ({reason}) at {}; {waiting} object update(s) are waiting. Add the service account's email under Users in the Google Pay & Wallet Console for this issuer; updates resume by themselves once Google accepts it",
                     crate::time_fmt::rfc3339(since)

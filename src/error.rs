@@ -53,6 +53,18 @@ pub enum ApiError {
     Internal(#[from] anyhow::Error),
 }
 
+/// The faults of a request body: 422 naming each field (the body itself as `body`).
+impl From<crate::domain::Faults> for ApiError {
+    fn from(faults: crate::domain::Faults) -> Self {
+        let details = faults
+            .into_vec()
+            .into_iter()
+            .map(|f| FieldError::new(if f.field.is_empty() { "body".to_string() } else { f.field }, f.message))
+            .collect();
+        ApiError::validation(details)
+    }
+}
+
 impl From<actix_web::error::BlockingError> for ApiError {
     fn from(e: actix_web::error::BlockingError) -> Self {
         ApiError::Internal(anyhow::Error::new(e).context("a blocking task failed"))

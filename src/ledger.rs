@@ -6,19 +6,20 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use openssl::hash::MessageDigest;
 use openssl::pkey::PKey;
 use openssl::sign::Signer;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
-use utoipa::ToSchema;
+use utoipa::openapi::schema::{OneOfBuilder, Schema};
+use utoipa::openapi::{Ref, RefOr};
+use utoipa::{PartialSchema, ToSchema};
 
 use crate::app::AppState;
 use crate::app::extract::{parse_json, read_json_body};
-use crate::error::{ApiError, ApiResult, FieldError};
+use crate::domain::{Context, EventId, Faults, FromObject, MemberId};
+use crate::error::{ApiError, ApiResult};
 use crate::ids::{RandomIds, constant_time_eq};
 use crate::plan;
 use crate::settings::Secret;
 use crate::store::LedgerEvent;
-use crate::templates::Program;
-use crate::validate::{validate_member_id, validate_name, validate_points, validate_tier};
 
 pub const BODY_LIMIT: usize = 1024 * 1024;
 pub const MAX_EVENTS: usize = 1000;
@@ -66,141 +67,84 @@ pub fn verify_signature(header: Option<&str>, body: &[u8], secrets: &[Secret], n
     Ok(())
 }
 
-/// Validates one event; `prefix` is `events[i].` in a batch.
-fn parse_event(program: &Program, value: &Value, prefix: &str, errors: &mut Vec<FieldError>) -> Option<LedgerEvent> {
-    let before = errors.len();
-    let mut fail = |field: &str, message: String| errors.push(FieldError::new(format!("{prefix}{field}"), message));
-    let Some(obj) = value.as_object() else {
-        fail("", "must be a JSON object".into());
-        return None;
-    };
-    let string = |key: &str| obj.get(key).and_then(Value::as_str);
-    let id = match string("id") {
-        Some(id) if !id.is_empty() && id.chars().count() <= 128 && !id.chars().any(char::is_control) => {
-            Some(id.to_string())
-        }
-        Some(_) => {
-            fail("id", "must be 1 to 128 characters without control characters".into());
-            None
-        }
-        None => {
-            fail("id", "is required and must be a string".into());
-            None
-        }
-    };
-    let member_id = match string("member_id") {
-        Some(m) => validate_member_id(m).map(|_| m.to_string()).map_err(|e| fail("member_id", e)).ok(),
-        None => {
-            fail("member_id", "is required and must be a string".into());
-            None
-        }
-    };
-    let sequence = match obj.get("sequence") {
-        Some(v) => match v.as_i64() {
-            Some(s) if s >= 0 => Some(s),
-            _ => {
-                fail("sequence", "must be a non-negative whole number".into());
-                None
-            }
-        },
-        None => {
-            fail("sequence", "is required".into());
-            None
-        }
-    };
-    let points = match obj.get("points") {
-        Some(v) => validate_points(v).map_err(|e| fail("points", e)).ok(),
-        None => {
-            fail("points", "is required".into());
-            None
-        }
-    };
-    let tier = match string("tier") {
-        Some(t) => validate_tier(program, t).map(|_| t.to_string()).map_err(|e| fail("tier", e)).ok(),
-        None => {
-            fail("tier", "is required and must be a string".into());
-            None
-        }
-    };
-    let name = match obj.get("name") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(n)) => validate_name(n).map_err(|e| fail("name", e)).ok(),
-        Some(_) => {
-            fail("name", "must be a string".into());
-            None
-        }
-    };
-    if errors.len() > before {
-        return None;
-    }
-    Some(LedgerEvent { id: id?, member_id: member_id?, sequence: sequence?, points: points?, tier: tier?, name })
-}
-
-/// Parses a verified body into events, refusing the whole request if any is malformed.
-pub fn parse_events(program: &Program, body: &Value) -> ApiResult<Vec<LedgerEvent>> {
-    let (items, batch): (Vec<&Value>, bool) = match body.get("events") {
-        Some(Value::Array(events)) => (events.iter().collect(), true),
-        Some(_) => return Err(ApiError::validation(vec![FieldError::new("events", "must be an array of events")])),
-        None => (vec![body], false),
-    };
-    if items.is_empty() {
-        return Err(ApiError::validation(vec![FieldError::new("events", "is empty; send at least one event")]));
-    }
-    if items.len() > MAX_EVENTS {
-        return Err(ApiError::PayloadTooLarge(format!(
-            "{} events in one request; send at most {MAX_EVENTS}",
-            items.len()
-        )));
-    }
-    let mut errors = Vec::new();
-    let mut events = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
-        let prefix = if batch { format!("events[{i}].") } else { String::new() };
-        if let Some(event) = parse_event(program, item, &prefix, &mut errors) {
-            events.push(event);
-        }
-    }
-    if !errors.is_empty() {
-        errors.truncate(100);
-        return Err(ApiError::validation(errors));
-    }
-    Ok(events)
-}
-
-/// One ledger event as the OpenAPI document shows it; `parse_events` checks each field and names every
-/// fault at once.
-#[derive(Deserialize, ToSchema)]
-#[allow(dead_code)]
-pub struct LedgerEventBody {
-    /// Unique across the deployment (at most 128 characters); a seen id is `duplicate`.
-    #[schema(example = "pos-7781-0001")]
-    id: String,
-    #[schema(example = "M-1001")]
-    member_id: String,
-    /// Non-negative, increasing per member; an equal or lower one is `stale`.
-    sequence: i64,
-    /// The new balance (absolute, never a delta), 0 to 10^12.
-    points: i64,
-    tier: String,
-    /// Optional; an unknown member without one shows its member ID.
-    name: Option<String>,
-}
-
-/// A batch of events.
-#[derive(Deserialize, ToSchema)]
-#[allow(dead_code)]
-pub struct LedgerBatch {
-    #[schema(max_items = 1000)]
-    events: Vec<LedgerEventBody>,
-}
-
-/// The webhook's body: one event, or a batch.
-#[derive(Deserialize, ToSchema)]
-#[serde(untagged)]
-#[allow(dead_code)]
+/// The webhook's body: one event, or a batch. `LedgerBody::parse` reads it; this type is also what the
+/// OpenAPI document shows (one of the two schemas).
 pub enum LedgerBody {
-    One(LedgerEventBody),
+    One(LedgerEvent),
     Batch(LedgerBatch),
+}
+
+/// A batch of events, applied in order.
+#[derive(ToSchema)]
+pub struct LedgerBatch {
+    #[schema(min_items = 1, max_items = 1000)]
+    pub events: Vec<LedgerEvent>,
+}
+
+/// At most this many faults are listed in one answer.
+const MAX_FAULTS: usize = 100;
+
+impl LedgerBody {
+    /// Reads a verified body, refusing the whole request if any event is malformed (every fault named,
+    /// `events[i].field` in a batch), and a batch of more than 1,000 events (413).
+    pub fn parse(body: &Value, context: &Context<'_>) -> ApiResult<LedgerBody> {
+        let events = match body.get("events") {
+            None => return Ok(LedgerBody::One(LedgerEvent::from_value(body, context)?)),
+            Some(Value::Array(events)) => events,
+            Some(_) => return Err(Faults::one("events", "must be an array of events").into()),
+        };
+        if events.is_empty() {
+            return Err(Faults::one("events", "is empty; send at least one event").into());
+        }
+        if events.len() > MAX_EVENTS {
+            return Err(ApiError::PayloadTooLarge(format!(
+                "{} events in one request; send at most {MAX_EVENTS}",
+                events.len()
+            )));
+        }
+        let mut faults = Faults::default();
+        let mut parsed = Vec::with_capacity(events.len());
+        for (i, event) in events.iter().enumerate() {
+            match LedgerEvent::from_value(event, context) {
+                Ok(event) => parsed.push(event),
+                Err(at_fault) if faults.len() < MAX_FAULTS => faults.nest(&format!("events[{i}]"), at_fault),
+                Err(_) => {}
+            }
+        }
+        if !faults.is_empty() {
+            faults.truncate(MAX_FAULTS);
+            return Err(faults.into());
+        }
+        Ok(LedgerBody::Batch(LedgerBatch { events: parsed }))
+    }
+
+    pub fn into_events(self) -> Vec<LedgerEvent> {
+        match self {
+            LedgerBody::One(event) => vec![event],
+            LedgerBody::Batch(batch) => batch.events,
+        }
+    }
+}
+
+/// `oneOf` an event and a batch (by hand: the derive would need serde's `untagged`, and nothing here is
+/// read by serde).
+impl PartialSchema for LedgerBody {
+    fn schema() -> RefOr<Schema> {
+        OneOfBuilder::new()
+            .item(Ref::from_schema_name(LedgerEvent::name()))
+            .item(Ref::from_schema_name(LedgerBatch::name()))
+            .description(Some("One event, or up to 1,000 in `events`"))
+            .into()
+    }
+}
+
+impl ToSchema for LedgerBody {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((LedgerEvent::name().into(), LedgerEvent::schema()));
+        LedgerEvent::schemas(schemas);
+        schemas.push((LedgerBatch::name().into(), LedgerBatch::schema()));
+        LedgerBatch::schemas(schemas);
+    }
 }
 
 /// What became of each event, in request order.
@@ -211,8 +155,8 @@ pub struct LedgerResults {
 
 #[derive(Serialize, ToSchema)]
 pub struct EventResult {
-    id: String,
-    member_id: String,
+    id: EventId,
+    member_id: MemberId,
     /// applied, duplicate, stale or retired.
     #[schema(example = "applied")]
     status: String,
@@ -237,7 +181,8 @@ pub async fn webhook(
     let body = read_json_body(&req, &mut payload, BODY_LIMIT).await?;
     let header = req.headers().get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
     verify_signature(header, &body, &state.secrets.webhook_secrets, crate::time_fmt::now_unix())?;
-    let events = parse_events(state.passes.program(), &parse_json(&body)?)?;
+    let context = Context { tiers: state.passes.program() };
+    let events = LedgerBody::parse(&parse_json(&body)?, &context)?.into_events();
     tracing::Span::current().record("events", events.len());
     let identity = state.passes.identity();
     let identity = (identity.pass_type_id.as_str(), identity.team_id.as_str());
@@ -263,6 +208,35 @@ pub async fn webhook(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse(body: serde_json::Value) -> ApiResult<Vec<LedgerEvent>> {
+        const TIERS: &[&str] = &["gold"];
+        LedgerBody::parse(&body, &Context { tiers: &TIERS }).map(LedgerBody::into_events)
+    }
+
+    fn event(i: usize) -> serde_json::Value {
+        serde_json::json!({"id": format!("e-{i}"), "member_id": "M-1", "sequence": i, "points": 1, "tier": "gold"})
+    }
+
+    #[test]
+    fn one_event_or_a_batch_is_read_whole() {
+        assert_eq!(parse(event(1)).unwrap().len(), 1);
+        let batch = parse(serde_json::json!({"events": [event(1), event(2)]})).unwrap();
+        assert_eq!(batch.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["e-1", "e-2"], "in request order");
+        let fields = |body| match parse(body).unwrap_err() {
+            ApiError::ValidationFailed { details, .. } => details.into_iter().map(|d| d.field).collect::<Vec<_>>(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(fields(serde_json::json!({"events": {}})), ["events"]);
+        assert_eq!(fields(serde_json::json!({"events": []})), ["events"]);
+        assert_eq!(fields(serde_json::json!("one")), ["body"]);
+        // Five faults each (the id a number, four fields missing): the answer stops at 100.
+        let bad: Vec<_> = (0..150).map(|i| serde_json::json!({"id": i})).collect();
+        let faults = fields(serde_json::json!({"events": bad}));
+        assert_eq!((faults.len(), faults[0].as_str(), faults[99].as_str()), (100, "events[0].id", "events[19].tier"));
+        let too_many = serde_json::json!({"events": (0..=MAX_EVENTS).map(event).collect::<Vec<_>>()});
+        assert_eq!(parse(too_many).unwrap_err().code(), "payload-too-large");
+    }
 
     #[test]
     fn signatures_verify_with_any_configured_secret() {

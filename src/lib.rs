@@ -1,16 +1,23 @@
 //! tessera: loyalty cards in Apple Wallet and Google Wallet, kept live.
 //!
-//! Data flows one way, from the edges down to storage: `cli` and `http` (the router) at the top; request
-//! handlers by domain (`members`, `ledger`, `pages`, `apple::web_service`, `ops`); `app`, the state and
-//! extractors they share; plain data (`model`), pure decisions (`plan`) and builders (`apple::pass`, `templates`) that know no database; the push
-//! worker and its APNs client; and `store` at the bottom, which knows no HTTP and writes the plans it is handed. See ARCHITECTURE.md.
+//! Data flows one way, from the edges down to storage: `cli`, `doctor` and `http` (the router) at the top;
+//! request handlers by domain (`members`, `ledger`, `scan`, `staff`, `pages`, `apple::web_service`,
+//! `google::callbacks`, `ops`); `app`, the state and extractors they share; the values parsed once at the
+//! edge (`domain`, `urls`), plain data (`model`), pure decisions (`plan`) and builders (`apple::pass`,
+//! `google::pass`, `templates`) that know no database; the delivery engine (`delivery`, one channel per
+//! destination) and `housekeeping`, over the Google service (`google::wallet`) and the transports
+//! (`push::apns`, `google::client`); and `store` at the bottom, which knows no HTTP and writes the plans it
+//! is handed. See ARCHITECTURE.md.
 
 pub mod app;
 pub mod apple;
 pub mod cli;
+pub mod delivery;
 pub mod doctor;
+pub mod domain;
 pub mod error;
 pub mod google;
+pub mod housekeeping;
 pub mod http;
 pub mod ids;
 pub mod jwt;
@@ -29,4 +36,4 @@ pub mod staff;
 pub mod store;
 pub mod templates;
 pub mod time_fmt;
-pub mod validate;
+pub mod urls;

@@ -1,133 +1,75 @@
-//! The admin API: `PUT`, `GET` and `DELETE /api/v1/members/{member_id}`, the member JSON, and the parsing
-//! of a PUT body into a change.
+//! The admin API: `PUT`, `GET` and `DELETE /api/v1/members/{member_id}`, the member JSON, and the PUT
+//! body, `MemberPut`: the type that parses it is the type the OpenAPI document shows.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use crate::app::AppState;
-use crate::app::extract::{AdminAuth, JsonObject, segment};
-use crate::error::{ApiError, ApiResult, FieldError};
+use crate::app::extract::{AdminAuth, JsonObject, path_value};
+use crate::domain::{
+    Attributes, Context, Faults, FromObject, Locale, MemberId, MemberName, Points, TierName, json_object,
+};
+use crate::error::{ApiError, ApiResult};
 use crate::ids::RandomIds;
 use crate::plan;
 use crate::store::{DeviceRecord, MemberChange, MemberRecord, StoreError, UpsertOutcome};
-use crate::templates::Program;
-use crate::validate::{
-    MAX_ATTRIBUTES_BYTES, validate_locale, validate_member_id, validate_name, validate_points, validate_tier,
-};
 
-/// The body of `PUT /api/v1/members/{member_id}`. The handler checks the fields one by one (so a 422
-/// names every field at fault at once); this type is what the OpenAPI document shows.
-#[derive(Deserialize, ToSchema)]
-#[allow(dead_code)]
-pub struct MemberPut {
-    /// NFC text of at most 200 characters, no control characters.
-    #[schema(example = "สมชาย ใจดี")]
-    name: String,
-    /// One of the program's tiers (lowercase), e.g. silver, gold, platinum.
-    #[schema(example = "gold")]
-    tier: String,
-    /// A whole number from 0 to 10^12.
-    #[schema(minimum = 0, maximum = 1_000_000_000_000_i64, example = 1250)]
-    points: i64,
-    /// A language tag such as en, th or vi; the card's language.
-    #[schema(example = "th")]
-    locale: Option<String>,
-    /// A small JSON object (at most 4 KiB) that templates may show.
-    #[schema(value_type = Object)]
-    attributes: Option<Value>,
+json_object! {
+    unknown_fields: refused("member"),
+    /// The body of `PUT /api/v1/members/{member_id}`. The member JSON may be sent back as it was
+    /// answered: its read-only fields (member_id, program, created_at, updated_at, retired, links, apple,
+    /// google) are ignored, but a `member_id` other than the path's is refused.
+    pub struct MemberPut {
+        pub name: MemberName,
+        /// One of the program's tiers (lowercase).
+        pub tier: TierName,
+        pub points: Points,
+        /// The card's language.
+        pub locale: Option<Locale>,
+        pub attributes: Option<Attributes>,
+    }
 }
 
 /// Fields of the member JSON that a client may send back unchanged; they are ignored.
 const READ_ONLY_FIELDS: &[&str] =
     &["member_id", "program", "created_at", "updated_at", "retired", "links", "apple", "google"];
-const WRITABLE_FIELDS: &[&str] = &["name", "tier", "points", "locale", "attributes"];
 
-/// Collects the faults of one body.
-#[derive(Default)]
-struct Faults(Vec<FieldError>);
-
-impl Faults {
-    fn add(&mut self, field: &str, message: impl Into<String>) {
-        self.0.push(FieldError::new(field, message));
-    }
-
-    /// The string at `field`: required, or optional (`None` when absent or null).
-    fn string<'a>(&mut self, body: &'a Map<String, Value>, field: &str, required: bool) -> Option<&'a str> {
-        match body.get(field) {
-            None | Some(Value::Null) => {
-                if required {
-                    self.add(field, "is required");
-                }
-                None
-            }
-            Some(Value::String(s)) => Some(s),
-            Some(_) => {
-                self.add(field, "must be a string");
-                None
+impl MemberPut {
+    /// Reads the PUT body for the member in the path, naming every field at fault at once.
+    pub fn parse(
+        member_id: &MemberId,
+        mut body: Map<String, Value>,
+        context: &Context<'_>,
+    ) -> Result<MemberPut, Faults> {
+        let mut faults = Faults::default();
+        if body.get("member_id").is_some_and(|id| id.as_str() != Some(member_id.as_str())) {
+            faults.push("member_id", "differs from the member ID in the path");
+        }
+        for field in READ_ONLY_FIELDS {
+            body.remove(*field);
+        }
+        match MemberPut::from_object(&body, context) {
+            Ok(put) if faults.is_empty() => Ok(put),
+            Ok(_) => Err(faults),
+            Err(more) => {
+                faults.append(more);
+                Err(faults)
             }
         }
     }
 
-    /// Runs a check, recording its fault under `field`.
-    fn check<T>(&mut self, field: &str, result: Result<T, String>) -> Option<T> {
-        result.map_err(|m| self.add(field, m)).ok()
-    }
-}
-
-/// Parses a PUT body into a change, collecting every field at fault.
-pub fn parse_member_put(program: &Program, member_id: &str, body: &Map<String, Value>) -> ApiResult<MemberChange> {
-    let mut faults = Faults::default();
-    for key in body.keys().filter(|k| !WRITABLE_FIELDS.contains(&k.as_str()) && !READ_ONLY_FIELDS.contains(&k.as_str()))
-    {
-        faults.add(key, "is not a member field (name, tier, points, locale, attributes)");
-    }
-    if body.get("member_id").is_some_and(|id| id.as_str() != Some(member_id)) {
-        faults.add("member_id", "differs from the member ID in the path");
-    }
-    let name = faults.string(body, "name", true).and_then(|n| faults.check("name", validate_name(n)));
-    let tier =
-        faults.string(body, "tier", true).and_then(|t| faults.check("tier", validate_tier(program, t).map(|_| t)));
-    let points = match body.get("points") {
-        None | Some(Value::Null) => {
-            faults.add("points", "is required");
-            None
+    /// What the PUT sets: every field (a missing locale or attributes clears them).
+    pub fn into_change(self) -> MemberChange {
+        MemberChange {
+            name: Some(self.name),
+            tier: self.tier,
+            points: self.points,
+            locale: self.locale,
+            attributes: self.attributes.unwrap_or_default(),
         }
-        Some(v) => faults.check("points", validate_points(v)),
-    };
-    let locale = match body.get("locale") {
-        Some(v) if !v.is_string() && !v.is_null() => {
-            faults.add("locale", "must be a string such as en, th or vi");
-            None
-        }
-        _ => faults.string(body, "locale", false).and_then(|l| faults.check("locale", validate_locale(l).map(|_| l))),
-    };
-    let attributes = match body.get("attributes") {
-        None | Some(Value::Null) => "{}".to_string(),
-        Some(v @ Value::Object(_)) => {
-            let text = v.to_string();
-            if text.len() > MAX_ATTRIBUTES_BYTES {
-                let message = format!("is {} bytes of JSON; at most {MAX_ATTRIBUTES_BYTES} are allowed", text.len());
-                faults.add("attributes", message);
-            }
-            text
-        }
-        Some(_) => {
-            faults.add("attributes", "must be a JSON object");
-            String::new()
-        }
-    };
-    match (faults.0.is_empty(), name, tier, points) {
-        (true, Some(name), Some(tier), Some(points)) => Ok(MemberChange {
-            name: Some(name),
-            tier: tier.to_string(),
-            points,
-            locale: locale.map(str::to_string),
-            attributes,
-        }),
-        _ => Err(ApiError::validation(faults.0)),
     }
 }
 
@@ -253,7 +195,11 @@ pub async fn google_view(
         false => wallet.save_link(record, &stored).await,
     };
     let problem = if wallet.forbidden() {
-        state.store.service_state(crate::push::google::GOOGLE_FORBIDDEN).await?.map(|(r, _)| format!("forbidden: {r}"))
+        state
+            .store
+            .service_state(crate::delivery::google_objects::GOOGLE_FORBIDDEN)
+            .await?
+            .map(|(r, _)| format!("forbidden: {r}"))
     } else if object != stored {
         None // inserted just now
     } else {
@@ -274,17 +220,14 @@ async fn member_response(state: &AppState, status: StatusCode, record: &MemberRe
     Ok(HttpResponse::build(status).json(MemberView::new(state, record, &devices, google)))
 }
 
-/// The member ID from the path, checked.
-pub fn member_id_from_path(req: &HttpRequest) -> ApiResult<String> {
-    let id = segment(req, "member_id")
-        .ok_or_else(|| ApiError::validation(vec![FieldError::new("member_id", "is not a readable path segment")]))?;
-    validate_member_id(&id).map_err(|m| ApiError::validation(vec![FieldError::new("member_id", m)]))?;
-    Ok(id)
+/// The member ID from the path.
+pub fn member_id_from_path(req: &HttpRequest) -> ApiResult<MemberId> {
+    path_value(req, "member_id", "member_id")
 }
 
 /// Creates or replaces a member.
 #[utoipa::path(put, path = "/api/v1/members/{member_id}", tag = "admin",
-    params(("member_id" = String, Path, description = "`[A-Za-z0-9._-]{1,64}`, not `.` or `..`")),
+    params(("member_id" = MemberId, Path, description = "`[A-Za-z0-9._-]{1,64}`, not `.` or `..`")),
     request_body = MemberPut,
     responses(
         (status = 201, description = "Created", body = MemberView),
@@ -303,7 +246,7 @@ pub async fn put_member(
 ) -> ApiResult<HttpResponse> {
     let member_id = member_id_from_path(&req)?;
     tracing::Span::current().record("member_id", member_id.as_str());
-    let change = parse_member_put(state.passes.program(), &member_id, &body)?;
+    let change = MemberPut::parse(&member_id, body, &Context { tiers: state.passes.program() })?.into_change();
     let identity = state.passes.identity();
     let identity = (identity.pass_type_id.as_str(), identity.team_id.as_str());
     let program = &state.settings.program;
@@ -320,7 +263,7 @@ pub async fn put_member(
 
 /// Answers a member.
 #[utoipa::path(get, path = "/api/v1/members/{member_id}", tag = "admin",
-    params(("member_id" = String, Path)),
+    params(("member_id" = MemberId, Path)),
     responses((status = 200, body = MemberView), (status = 401, response = crate::openapi::Unauthorized),
         (status = 404, response = crate::openapi::NotFound), (status = 422, response = crate::openapi::ValidationFailed),
         (status = 503, response = crate::openapi::Unavailable), (status = 500, response = crate::openapi::Internal)),
@@ -329,7 +272,7 @@ pub async fn get_member(state: web::Data<AppState>, _auth: AdminAuth, req: HttpR
     let member_id = member_id_from_path(&req)?;
     let record = state
         .store
-        .member(&state.settings.program, &member_id)
+        .member(&state.settings.program, member_id.as_str())
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no member {member_id}")))?;
     member_response(&state, StatusCode::OK, &record).await
@@ -337,7 +280,7 @@ pub async fn get_member(state: web::Data<AppState>, _auth: AdminAuth, req: HttpR
 
 /// Retires a member (idempotent): its Apple pass is voided and pushed.
 #[utoipa::path(delete, path = "/api/v1/members/{member_id}", tag = "admin",
-    params(("member_id" = String, Path)),
+    params(("member_id" = MemberId, Path)),
     responses((status = 200, description = "Retired (`retired: true`)", body = MemberView),
         (status = 401, response = crate::openapi::Unauthorized), (status = 404, response = crate::openapi::NotFound),
         (status = 422, response = crate::openapi::ValidationFailed), (status = 503, response = crate::openapi::Unavailable),

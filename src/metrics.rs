@@ -2,8 +2,8 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// A histogram with fixed buckets (seconds).
 pub struct Histogram {
@@ -35,15 +35,26 @@ impl Histogram {
     }
 
     fn render(&self, out: &mut String, name: &str, help: &str) {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        header(out, name, "histogram", help);
+        self.render_series(out, name, "");
+    }
+
+    /// The series' lines; `labels` (`channel="apns",` with its trailing comma, or empty) go before `le`.
+    fn render_series(&self, out: &mut String, name: &str, labels: &str) {
         for (bound, bucket) in self.bounds.iter().zip(&self.buckets) {
-            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {}", bucket.load(Ordering::Relaxed));
+            let _ = writeln!(out, "{name}_bucket{{{labels}le=\"{bound}\"}} {}", bucket.load(Ordering::Relaxed));
         }
         let count = self.count.load(Ordering::Relaxed);
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
-        let _ = writeln!(out, "{name}_sum {}", self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6);
-        let _ = writeln!(out, "{name}_count {count}");
+        let _ = writeln!(out, "{name}_bucket{{{labels}le=\"+Inf\"}} {count}");
+        let plain = labels.trim_end_matches(',');
+        let braces = if plain.is_empty() { String::new() } else { format!("{{{plain}}}") };
+        let _ = writeln!(out, "{name}_sum{braces} {}", self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6);
+        let _ = writeln!(out, "{name}_count{braces} {count}");
     }
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
 const LATENCY_BOUNDS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
@@ -51,27 +62,60 @@ const LATENCY_BOUNDS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0
 const PUSH_LATENCY_BOUNDS: &[f64] =
     &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0];
 
+/// One delivery channel's series, labelled `channel` (`apns`, `google_objects`, …).
+pub struct ChannelMetrics {
+    /// Attempts by result (`delivered`, `retrying`, `forbidden`, `gave-up`, or the channel's drops).
+    results: Mutex<BTreeMap<&'static str, u64>>,
+    /// Jobs waiting in the channel's outbox (every instance's), refreshed when the worker goes idle.
+    pub depth: AtomicU64,
+    /// 1 while the destination refuses our credentials (403); jobs wait and a probe goes out now and then.
+    pub forbidden: AtomicU64,
+    /// From the committed change (the oldest one waiting) to the destination accepting it.
+    pub latency: Histogram,
+}
+
+impl ChannelMetrics {
+    fn new() -> ChannelMetrics {
+        ChannelMetrics {
+            results: Mutex::new(BTreeMap::new()),
+            depth: AtomicU64::new(0),
+            forbidden: AtomicU64::new(0),
+            latency: Histogram::new(PUSH_LATENCY_BOUNDS),
+        }
+    }
+
+    pub fn count(&self, result: &'static str) {
+        *self.results.lock().unwrap_or_else(|p| p.into_inner()).entry(result).or_default() += 1;
+    }
+
+    pub fn is_forbidden(&self) -> bool {
+        self.forbidden.load(Ordering::Relaxed) == 1
+    }
+
+    fn results(&self) -> Vec<(&'static str, u64)> {
+        self.results.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|(k, v)| (*k, *v)).collect()
+    }
+}
+
+/// The channel names of the delivery engine (the `channel` label).
+pub const APNS: &str = "apns";
+pub const GOOGLE_OBJECTS: &str = "google_objects";
+
 pub struct Metrics {
     http_requests: Mutex<BTreeMap<(String, u16), u64>>,
     webhook_events: Mutex<BTreeMap<&'static str, u64>>,
-    pushes: Mutex<BTreeMap<&'static str, u64>>,
-    /// From the change's commit (the oldest waiting) to APNs answering 200.
-    pub push_latency: Histogram,
-    pub outbox_depth: AtomicU64,
-    /// 1 while APNs refuses our credentials (403).
-    pub apns_forbidden: AtomicU64,
+    channels: Mutex<BTreeMap<&'static str, Arc<ChannelMetrics>>>,
     pub http_duration: Histogram,
     /// Passes built and signed (each one RSA signature).
     pub passes_built: AtomicU64,
     /// Passes served from the signed-pass cache, no signature.
     pub pass_cache_hits: AtomicU64,
+    /// Pass lookups (web service, .pkpass link) answered from the record cache, no database read.
+    pub record_cache_hits: AtomicU64,
     pub pass_build_failures: AtomicU64,
     pub pass_build_duration: Histogram,
     google_requests: Mutex<BTreeMap<&'static str, u64>>,
     google_callbacks: Mutex<BTreeMap<&'static str, u64>>,
-    /// 1 while Google refuses the service account (403); object updates wait.
-    pub google_forbidden: AtomicU64,
-    pub google_outbox_depth: AtomicU64,
     /// 1 when Google Wallet is configured (the Google series are meaningful).
     pub google_enabled: AtomicU64,
 }
@@ -81,19 +125,16 @@ impl Default for Metrics {
         Metrics {
             http_requests: Mutex::new(BTreeMap::new()),
             webhook_events: Mutex::new(BTreeMap::new()),
-            pushes: Mutex::new(BTreeMap::new()),
-            push_latency: Histogram::new(PUSH_LATENCY_BOUNDS),
-            outbox_depth: AtomicU64::new(0),
-            apns_forbidden: AtomicU64::new(0),
+            // APNs is always a channel (its series show, at zero, on an instance that does not push).
+            channels: Mutex::new(BTreeMap::from([(APNS, Arc::new(ChannelMetrics::new()))])),
             http_duration: Histogram::new(LATENCY_BOUNDS),
             passes_built: AtomicU64::new(0),
             pass_cache_hits: AtomicU64::new(0),
+            record_cache_hits: AtomicU64::new(0),
             pass_build_failures: AtomicU64::new(0),
             pass_build_duration: Histogram::new(LATENCY_BOUNDS),
             google_requests: Mutex::new(BTreeMap::new()),
             google_callbacks: Mutex::new(BTreeMap::new()),
-            google_forbidden: AtomicU64::new(0),
-            google_outbox_depth: AtomicU64::new(0),
             google_enabled: AtomicU64::new(0),
         }
     }
@@ -111,8 +152,14 @@ impl Metrics {
         *self.webhook_events.lock().unwrap_or_else(|p| p.into_inner()).entry(result).or_default() += 1;
     }
 
-    pub fn push(&self, result: &'static str) {
-        *self.pushes.lock().unwrap_or_else(|p| p.into_inner()).entry(result).or_default() += 1;
+    /// The series of delivery channel `name`, made on first use.
+    pub fn channel(&self, name: &'static str) -> Arc<ChannelMetrics> {
+        let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        channels.entry(name).or_insert_with(|| Arc::new(ChannelMetrics::new())).clone()
+    }
+
+    fn channels(&self) -> Vec<(&'static str, Arc<ChannelMetrics>)> {
+        self.channels.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|(k, v)| (*k, v.clone())).collect()
     }
 
     pub fn google_request(&self, result: &'static str) {
@@ -141,16 +188,80 @@ impl Metrics {
         for (result, n) in self.google_callbacks.lock().unwrap_or_else(|p| p.into_inner()).iter() {
             let _ = writeln!(out, "tessera_google_callbacks_total{{result=\"{result}\"}} {n}");
         }
-        let _ = writeln!(
+    }
+
+    /// The delivery engine's series, one per channel.
+    fn render_delivery(&self, out: &mut String) {
+        let channels = self.channels();
+        header(out, "tessera_deliveries_total", "counter", "Delivery attempts by channel and result.");
+        for (channel, m) in &channels {
+            for (result, n) in m.results() {
+                let _ = writeln!(out, "tessera_deliveries_total{{channel=\"{channel}\",result=\"{result}\"}} {n}");
+            }
+        }
+        header(out, "tessera_delivery_outbox_depth", "gauge", "Jobs waiting in each channel's outbox.");
+        for (channel, m) in &channels {
+            let _ = writeln!(
+                out,
+                "tessera_delivery_outbox_depth{{channel=\"{channel}\"}} {}",
+                m.depth.load(Ordering::Relaxed)
+            );
+        }
+        let help = "1 while the channel's destination refuses tessera's credentials (403); its jobs wait.";
+        header(out, "tessera_delivery_forbidden", "gauge", help);
+        for (channel, m) in &channels {
+            let _ = writeln!(
+                out,
+                "tessera_delivery_forbidden{{channel=\"{channel}\"}} {}",
+                m.forbidden.load(Ordering::Relaxed)
+            );
+        }
+        let name = "tessera_delivery_latency_seconds";
+        header(out, name, "histogram", "From the committed change to the destination accepting it, by channel.");
+        for (channel, m) in &channels {
+            m.latency.render_series(out, name, &format!("channel=\"{channel}\","));
+        }
+    }
+
+    /// The names the APNs and Google series had before the delivery engine labelled them by channel, kept
+    /// for existing dashboards and alerts.
+    fn render_legacy(&self, out: &mut String) {
+        let apns = self.channel(APNS);
+        header(
             out,
-            "# HELP tessera_google_outbox_depth Google object updates waiting.\n# TYPE tessera_google_outbox_depth gauge"
+            "tessera_pushes_total",
+            "counter",
+            "APNs pushes by result (tessera_deliveries_total{channel=\"apns\"}).",
         );
-        let _ = writeln!(out, "tessera_google_outbox_depth {}", self.google_outbox_depth.load(Ordering::Relaxed));
-        let _ = writeln!(
+        for (result, n) in apns.results() {
+            let _ = writeln!(out, "tessera_pushes_total{{result=\"{result}\"}} {n}");
+        }
+        header(out, "tessera_outbox_depth", "gauge", "Push jobs waiting.");
+        let _ = writeln!(out, "tessera_outbox_depth {}", apns.depth.load(Ordering::Relaxed));
+        header(
             out,
-            "# HELP tessera_google_forbidden 1 while Google refuses the service account (403); updates wait.\n# TYPE tessera_google_forbidden gauge"
+            "tessera_apns_forbidden",
+            "gauge",
+            "1 while APNs refuses tessera's credentials (403); pushes wait.",
         );
-        let _ = writeln!(out, "tessera_google_forbidden {}", self.google_forbidden.load(Ordering::Relaxed));
+        let _ = writeln!(out, "tessera_apns_forbidden {}", apns.forbidden.load(Ordering::Relaxed));
+        apns.latency.render(
+            out,
+            "tessera_webhook_to_push_seconds",
+            "From the committed change to APNs accepting the push.",
+        );
+        if self.google_enabled.load(Ordering::Relaxed) == 1 {
+            let google = self.channel(GOOGLE_OBJECTS);
+            header(out, "tessera_google_outbox_depth", "gauge", "Google object updates waiting.");
+            let _ = writeln!(out, "tessera_google_outbox_depth {}", google.depth.load(Ordering::Relaxed));
+            header(
+                out,
+                "tessera_google_forbidden",
+                "gauge",
+                "1 while Google refuses the service account (403); updates wait.",
+            );
+            let _ = writeln!(out, "tessera_google_forbidden {}", google.forbidden.load(Ordering::Relaxed));
+        }
     }
 
     pub fn render(&self) -> String {
@@ -179,6 +290,11 @@ impl Metrics {
         let _ = writeln!(out, "tessera_pass_cache_hits_total {}", self.pass_cache_hits.load(Ordering::Relaxed));
         let _ = writeln!(
             out,
+            "# HELP tessera_record_cache_hits_total Pass lookups answered from the per-instance record cache, without the database.\n# TYPE tessera_record_cache_hits_total counter"
+        );
+        let _ = writeln!(out, "tessera_record_cache_hits_total {}", self.record_cache_hits.load(Ordering::Relaxed));
+        let _ = writeln!(
+            out,
             "# HELP tessera_pass_build_failures_total Apple passes that failed to build.\n# TYPE tessera_pass_build_failures_total counter"
         );
         let _ = writeln!(out, "tessera_pass_build_failures_total {}", self.pass_build_failures.load(Ordering::Relaxed));
@@ -194,23 +310,8 @@ impl Metrics {
         for (result, n) in self.webhook_events.lock().unwrap_or_else(|p| p.into_inner()).iter() {
             let _ = writeln!(out, "tessera_webhook_events_total{{result=\"{result}\"}} {n}");
         }
-        let _ =
-            writeln!(out, "# HELP tessera_pushes_total APNs pushes by result.\n# TYPE tessera_pushes_total counter");
-        for (result, n) in self.pushes.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-            let _ = writeln!(out, "tessera_pushes_total{{result=\"{result}\"}} {n}");
-        }
-        let _ = writeln!(out, "# HELP tessera_outbox_depth Push jobs waiting.\n# TYPE tessera_outbox_depth gauge");
-        let _ = writeln!(out, "tessera_outbox_depth {}", self.outbox_depth.load(Ordering::Relaxed));
-        let _ = writeln!(
-            out,
-            "# HELP tessera_apns_forbidden 1 while APNs refuses tessera's credentials (403); pushes wait.\n# TYPE tessera_apns_forbidden gauge"
-        );
-        let _ = writeln!(out, "tessera_apns_forbidden {}", self.apns_forbidden.load(Ordering::Relaxed));
-        self.push_latency.render(
-            &mut out,
-            "tessera_webhook_to_push_seconds",
-            "From the committed change to APNs accepting the push.",
-        );
+        self.render_delivery(&mut out);
+        self.render_legacy(&mut out);
         self.render_google(&mut out);
         out
     }
@@ -230,5 +331,26 @@ mod tests {
         assert!(text.contains("tessera_http_request_duration_seconds_bucket{le=\"0.005\"} 1"));
         assert!(text.contains("tessera_http_request_duration_seconds_bucket{le=\"0.25\"} 2"));
         assert!(text.contains("tessera_http_request_duration_seconds_count 2"));
+    }
+
+    #[test]
+    fn delivery_series_are_labelled_by_channel_and_kept_under_their_old_names() {
+        let m = Metrics::default();
+        let apns = m.channel(APNS);
+        apns.count("delivered");
+        apns.count("delivered");
+        apns.latency.observe(0.02);
+        m.channel(GOOGLE_OBJECTS).count("retrying");
+        m.channel(GOOGLE_OBJECTS).forbidden.store(1, Ordering::Relaxed);
+        m.google_enabled.store(1, Ordering::Relaxed);
+        let text = m.render();
+        assert!(text.contains("tessera_deliveries_total{channel=\"apns\",result=\"delivered\"} 2"), "{text}");
+        assert!(text.contains("tessera_deliveries_total{channel=\"google_objects\",result=\"retrying\"} 1"));
+        assert!(text.contains("tessera_delivery_forbidden{channel=\"google_objects\"} 1"));
+        assert!(text.contains("tessera_delivery_latency_seconds_bucket{channel=\"apns\",le=\"0.025\"} 1"));
+        assert!(text.contains("tessera_delivery_latency_seconds_count{channel=\"apns\"} 1"));
+        assert!(text.contains("tessera_pushes_total{result=\"delivered\"} 2"));
+        assert!(text.contains("tessera_webhook_to_push_seconds_count 1"));
+        assert!(text.contains("tessera_google_forbidden 1"));
     }
 }

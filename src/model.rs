@@ -1,4 +1,7 @@
-//! Plain data shared by the decisions (`plan`), the store and the handlers. No behaviour beyond naming.
+//! Plain data shared by the decisions (`plan`), the store and the handlers. No behaviour beyond naming
+//! (and the parser `json_object!` generates for a ledger event).
+
+use crate::domain::{Attributes, EventId, Locale, MemberId, MemberName, Points, Sequence, TierName, json_object};
 
 /// A member joined with its Apple pass, as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,12 +32,11 @@ pub struct MemberRecord {
 /// What the admin API (or a ledger event) sets on a member.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemberChange {
-    pub name: Option<String>,
-    pub tier: String,
-    pub points: i64,
-    pub locale: Option<String>,
-    /// A JSON object, as text.
-    pub attributes: String,
+    pub name: Option<MemberName>,
+    pub tier: TierName,
+    pub points: Points,
+    pub locale: Option<Locale>,
+    pub attributes: Attributes,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,15 +46,20 @@ pub enum UpsertOutcome {
     Unchanged,
 }
 
-/// A validated ledger event.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LedgerEvent {
-    pub id: String,
-    pub member_id: String,
-    pub sequence: i64,
-    pub points: i64,
-    pub tier: String,
-    pub name: Option<String>,
+json_object! {
+    unknown_fields: ignored,
+    /// One ledger event: the new balance and tier of a member, in the member's order.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct LedgerEvent {
+        pub id: EventId,
+        pub member_id: MemberId,
+        pub sequence: Sequence,
+        /// The new balance (absolute, never a delta).
+        pub points: Points,
+        pub tier: TierName,
+        /// Optional; an unknown member without one shows its member ID.
+        pub name: Option<MemberName>,
+    }
 }
 
 /// What became of one ledger event.

@@ -18,12 +18,19 @@ fn plausible_public_id(id: &str) -> bool {
     id.len() == 22 && id.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
 }
 
+fn link_id(req: &HttpRequest) -> ApiResult<String> {
+    segment(req, "public_id").filter(|id| plausible_public_id(id)).ok_or_else(link_not_found)
+}
+
+fn link_not_found() -> ApiError {
+    ApiError::not_found("no such card; check the link")
+}
+
+/// The member behind a link, read from the database: the page shows more than the pass (attributes,
+/// Google's state), which may change without moving the pass's change generation.
 async fn member_for_link(state: &AppState, req: &HttpRequest) -> ApiResult<Arc<MemberRecord>> {
-    let not_found = || ApiError::not_found("no such card; check the link");
-    let public_id = segment(req, "public_id").filter(|id| plausible_public_id(id)).ok_or_else(not_found)?;
-    // Read from the database every time (no per-instance cache), so a link serves the change whichever
-    // instance made it.
-    Ok(Arc::new(state.store.member_by_public_id(&public_id).await?.ok_or_else(not_found)?))
+    let public_id = link_id(req)?;
+    Ok(Arc::new(state.store.member_by_public_id(&public_id).await?.ok_or_else(link_not_found)?))
 }
 
 /// `GET /m/{public_id}/pass.pkpass`: the member's signed pass.
@@ -32,7 +39,8 @@ async fn member_for_link(state: &AppState, req: &HttpRequest) -> ApiResult<Arc<M
     responses((status = 200, description = "The signed pass", content_type = "application/vnd.apple.pkpass"),
         (status = 304, description = "Not modified since If-Modified-Since"), (status = 404, response = crate::openapi::NotFound)))]
 pub async fn download_pass(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<HttpResponse> {
-    let record = member_for_link(&state, &req).await?;
+    // The web service's lookup cache: everything the pass shows moves the change generation.
+    let record = state.records.by_public_id(&state.store, &link_id(&req)?).await?.ok_or_else(link_not_found)?;
     pkpass_response(&state, req.headers(), &record).await
 }
 

@@ -5,6 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use crate::domain::{EventId, MemberId};
 use crate::ids::IdSource;
 use crate::model::{EventStatus, LedgerEvent, MemberChange, MemberRecord, UpsertOutcome};
 
@@ -33,7 +34,7 @@ pub struct Plan {
     /// Passes whose content changed: each gets a new tag, its Last-Modified and a push to its devices.
     pub changed_passes: Vec<PassChange>,
     /// Ledger events whose claimed row must say something other than `applied`.
-    pub event_statuses_to_record: Vec<(String, EventStatus)>,
+    pub event_statuses_to_record: Vec<(EventId, EventStatus)>,
 }
 
 /// The new state of a pass whose content changed.
@@ -89,7 +90,7 @@ pub fn next_modified_at(previous: i64, now: i64) -> i64 {
 
 /// A new member and its new pass. Its serial number and authentication token never change afterwards.
 fn new_member(
-    (program, member_id): (&str, &str),
+    (program, member_id): (&str, &MemberId),
     change: &MemberChange,
     (pass_type_id, team_id): (&str, &str),
     ledger_sequence: Option<i64>,
@@ -98,13 +99,13 @@ fn new_member(
 ) -> MemberRecord {
     MemberRecord {
         program: program.to_string(),
-        member_id: member_id.to_string(),
+        member_id: member_id.as_str().to_owned(),
         public_id: ids.public_id(),
-        name: change.name.clone(),
-        tier: change.tier.clone(),
-        points: change.points,
-        locale: change.locale.clone(),
-        attributes: change.attributes.clone(),
+        name: change.name.as_ref().map(|n| n.as_str().to_owned()),
+        tier: change.tier.as_str().to_owned(),
+        points: change.points.get(),
+        locale: change.locale.as_ref().map(|l| l.as_str().to_owned()),
+        attributes: change.attributes.as_str().to_owned(),
         retired: false,
         ledger_sequence,
         created_at: now,
@@ -124,15 +125,17 @@ fn apply_event(member: &mut MemberRecord, event: &LedgerEvent) -> EventStatus {
     if member.retired {
         return EventStatus::Retired;
     }
-    if member.ledger_sequence.is_some_and(|last| event.sequence <= last) {
+    if member.ledger_sequence.is_some_and(|last| event.sequence.get() <= last) {
         return EventStatus::Stale;
     }
-    member.points = event.points;
-    member.tier = event.tier.clone();
-    if let Some(name) = &event.name {
-        member.name = Some(name.clone());
+    member.points = event.points.get();
+    if member.tier != event.tier.as_str() {
+        member.tier = event.tier.as_str().to_owned();
     }
-    member.ledger_sequence = Some(event.sequence);
+    if let Some(name) = &event.name {
+        member.name = Some(name.as_str().to_owned());
+    }
+    member.ledger_sequence = Some(event.sequence.get());
     EventStatus::Applied
 }
 
@@ -154,18 +157,19 @@ pub fn decide_ledger_batch(
     let mut order: Vec<&str> = Vec::new();
     let mut claimed: HashSet<&str> = HashSet::new();
     for event in events {
-        let fresh = snapshot.fresh_event_ids.contains(&event.id) && claimed.insert(event.id.as_str());
+        let fresh = snapshot.fresh_event_ids.contains(event.id.as_str()) && claimed.insert(event.id.as_str());
+        let member_id = event.member_id.as_str();
         let status = if !fresh {
             EventStatus::Duplicate
-        } else if let Some((_, member)) = members.get_mut(event.member_id.as_str()) {
+        } else if let Some((_, member)) = members.get_mut(member_id) {
             apply_event(member, event)
         } else {
-            order.push(&event.member_id);
-            match snapshot.members.get(&event.member_id) {
+            order.push(member_id);
+            match snapshot.members.get(member_id) {
                 Some(existing) => {
                     let mut member = existing.clone();
                     let status = apply_event(&mut member, event);
-                    members.insert(&event.member_id, (Some(existing), member));
+                    members.insert(member_id, (Some(existing), member));
                     status
                 }
                 None => {
@@ -174,11 +178,12 @@ pub fn decide_ledger_batch(
                         tier: event.tier.clone(),
                         points: event.points,
                         locale: None,
-                        attributes: "{}".into(),
+                        attributes: Default::default(),
                     };
-                    let key = (program, event.member_id.as_str());
-                    let member = new_member(key, &change, identity, Some(event.sequence), snapshot.now, ids);
-                    members.insert(&event.member_id, (None, member));
+                    let key = (program, &event.member_id);
+                    let sequence = Some(event.sequence.get());
+                    let member = new_member(key, &change, identity, sequence, snapshot.now, ids);
+                    members.insert(member_id, (None, member));
                     EventStatus::Applied
                 }
             }
@@ -202,7 +207,7 @@ pub fn decide_ledger_batch(
 /// changes nothing the pass shows leaves the member and its pass alone.
 pub fn decide_upsert(
     program: &str,
-    member_id: &str,
+    member_id: &MemberId,
     change: &MemberChange,
     existing: Option<&MemberRecord>,
     identity: (&str, &str),
@@ -215,11 +220,11 @@ pub fn decide_upsert(
         return (plan, UpsertOutcome::Created);
     };
     let after = MemberRecord {
-        name: change.name.clone(),
-        tier: change.tier.clone(),
-        points: change.points,
-        locale: change.locale.clone(),
-        attributes: change.attributes.clone(),
+        name: change.name.as_ref().map(|n| n.as_str().to_owned()),
+        tier: change.tier.as_str().to_owned(),
+        points: change.points.get(),
+        locale: change.locale.as_ref().map(|l| l.as_str().to_owned()),
+        attributes: change.attributes.as_str().to_owned(),
         retired: false,
         voided: false,
         ..existing.clone()

@@ -10,27 +10,22 @@ use utoipa::ToSchema;
 
 use crate::app::AppState;
 use crate::app::extract::{AdminAuth, JsonObject, StaffAuth};
+use crate::domain::{Barcode, Context, FromObject, Location, MemberId, json_object};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::members::member_id_from_path;
 use crate::store::ScanRecord;
 use crate::templates::{BarcodeRefusal, BarcodeSigning};
 
-/// Longest barcode text read: a member id (64) with room for a signature; anything longer is not ours.
-pub const MAX_BARCODE: usize = 256;
-const MAX_LOCATION: usize = 100;
 /// Scans listed by `GET /api/v1/members/{id}/scans`.
 const RECENT_SCANS: i64 = 50;
 
-/// The body of `POST /api/v1/scans`.
-#[derive(serde::Deserialize, ToSchema)]
-#[allow(dead_code)]
-pub struct ScanRequest {
-    /// The raw text of the barcode (a member id, as the cards carry it).
-    #[schema(example = "M-1001")]
-    barcode: String,
-    /// Where the scan happened, e.g. a shop or counter name (at most 100 characters).
-    #[schema(example = "Siam Paragon, counter 2")]
-    location: Option<String>,
+json_object! {
+    unknown_fields: ignored,
+    /// The body of `POST /api/v1/scans` (and of the staff page's scan).
+    pub struct ScanRequest {
+        pub barcode: Barcode,
+        pub location: Option<Location>,
+    }
 }
 
 #[derive(Serialize, ToSchema)]
@@ -80,65 +75,19 @@ pub struct ScanEntry {
     pub location: Option<String>,
 }
 
-/// The scan body's fields, checked: (barcode, location).
-pub fn parse_scan(body: &Map<String, Value>) -> Result<(String, Option<String>), ApiError> {
-    let mut faults = Vec::new();
-    let barcode = match body.get("barcode") {
-        Some(Value::String(b)) if b.trim().is_empty() => {
-            faults.push(FieldError::new("barcode", "is empty; send the text the scanner read"));
-            None
-        }
-        Some(Value::String(b)) if b.chars().count() > MAX_BARCODE => {
-            faults.push(FieldError::new(
-                "barcode",
-                format!("is longer than {MAX_BARCODE} characters; not a card of this program"),
-            ));
-            None
-        }
-        Some(Value::String(b)) if b.chars().any(char::is_control) => {
-            faults.push(FieldError::new("barcode", "holds control characters; not a card of this program"));
-            None
-        }
-        Some(Value::String(b)) => Some(b.trim().to_string()),
-        Some(_) => {
-            faults.push(FieldError::new("barcode", "must be a string"));
-            None
-        }
-        None => {
-            faults.push(FieldError::new("barcode", "is required"));
-            None
-        }
-    };
-    let location = match body.get("location") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(l)) if l.chars().count() <= MAX_LOCATION && !l.chars().any(char::is_control) => {
-            Some(l.trim().to_string()).filter(|l| !l.is_empty())
-        }
-        Some(_) => {
-            faults.push(FieldError::new("location", format!("must be text of at most {MAX_LOCATION} characters")));
-            None
-        }
-    };
-    match (faults.is_empty(), barcode) {
-        (true, Some(barcode)) => Ok((barcode, location)),
-        _ => Err(ApiError::validation(faults)),
-    }
-}
-
 /// The member id a barcode carries, if it can be one: the code itself, or with signed barcodes the
 /// member id whose signature it carries.
-pub fn member_of_barcode<'a>(barcode: &'a str, signing: &BarcodeSigning, program: &str) -> Result<&'a str, ApiError> {
-    let member_id = signing.member_of(program, barcode).map_err(|refusal| {
+pub fn member_of_barcode(barcode: &Barcode, signing: &BarcodeSigning, program: &str) -> Result<MemberId, ApiError> {
+    let member_id = signing.member_of(program, barcode.as_str()).map_err(|refusal| {
         let why = match refusal {
             BarcodeRefusal::Unsigned => "carries no signature, and this program's cards are signed",
             BarcodeRefusal::Forged => "has a signature this program did not make: not one of its cards",
         };
         ApiError::validation(vec![FieldError::new("barcode", why)])
     })?;
-    crate::validate::validate_member_id(member_id).map_err(|m| {
+    member_id.parse().map_err(|m| {
         ApiError::validation(vec![FieldError::new("barcode", format!("is not a member card's code: it {m}"))])
-    })?;
-    Ok(member_id)
+    })
 }
 
 /// The first language of an Accept-Language header (`th-TH,th;q=0.9` → `th-TH`).
@@ -178,18 +127,19 @@ pub async fn perform(
     if !state.scan_limiter.allow(credential) {
         return Err(ApiError::RateLimited);
     }
-    let (barcode, location) = parse_scan(body)?;
+    let templates = state.passes.program();
+    let request = ScanRequest::from_object(body, &Context { tiers: templates })?;
     let program = &state.settings.program;
-    let member_id = member_of_barcode(&barcode, &state.passes.program().barcodes, program)?;
+    let member_id = member_of_barcode(&request.barcode, &templates.barcodes, program)?;
     let target = state
         .store
-        .scan_target(program, member_id)
+        .scan_target(program, &member_id)
         .await?
         .ok_or_else(|| ApiError::not_found("no card of this program has that code"))?;
     let scanned_at = crate::time_fmt::now_unix_ms();
+    let location = request.location.map(Location::into_string);
     let record = ScanRecord { scanned_at, staff: credential.to_string(), location };
-    state.scans.record(program, member_id, record).await?;
-    let templates = state.passes.program();
+    state.scans.record(program, &member_id, record).await?;
     let locale = templates.resolve_locale(first_language(req).as_deref());
     let member = &target.member;
     Ok(ScanView {
@@ -209,7 +159,7 @@ pub async fn perform(
 
 /// A member's recent scans, newest first (at most 50).
 #[utoipa::path(get, path = "/api/v1/members/{member_id}/scans", tag = "admin",
-    params(("member_id" = String, Path)),
+    params(("member_id" = MemberId, Path)),
     responses((status = 200, body = ScanList), (status = 401, response = crate::openapi::Unauthorized),
         (status = 404, response = crate::openapi::NotFound), (status = 422, response = crate::openapi::ValidationFailed),
         (status = 503, response = crate::openapi::Unavailable), (status = 500, response = crate::openapi::Internal)),
@@ -217,7 +167,7 @@ pub async fn perform(
 pub async fn member_scans(state: web::Data<AppState>, _auth: AdminAuth, req: HttpRequest) -> ApiResult<HttpResponse> {
     let member_id = member_id_from_path(&req)?;
     let program = &state.settings.program;
-    if state.store.member(program, &member_id).await?.is_none() {
+    if state.store.member(program, member_id.as_str()).await?.is_none() {
         return Err(ApiError::not_found(format!("no member {member_id}")));
     }
     let scans = state.store.recent_scans(program, &member_id, RECENT_SCANS).await?;
@@ -236,40 +186,44 @@ pub async fn member_scans(state: web::Data<AppState>, _auth: AdminAuth, req: Htt
 mod tests {
     use super::*;
 
-    fn body(v: Value) -> Map<String, Value> {
-        v.as_object().unwrap().clone()
+    fn parse(v: Value) -> Result<ScanRequest, crate::domain::Faults> {
+        ScanRequest::from_value(&v, &Context::without_tiers())
     }
 
     #[test]
     fn scan_bodies_are_checked_field_by_field() {
-        let ok = parse_scan(&body(serde_json::json!({"barcode": " M-1 ", "location": "Counter 2"}))).unwrap();
-        assert_eq!(ok, ("M-1".to_string(), Some("Counter 2".to_string())));
-        for bad in [
-            serde_json::json!({}),
-            serde_json::json!({"barcode": ""}),
-            serde_json::json!({"barcode": "   "}),
-            serde_json::json!({"barcode": 42}),
-            serde_json::json!({"barcode": "x".repeat(5000)}),
-            serde_json::json!({"barcode": "M-1\u{0}"}),
-            serde_json::json!({"barcode": "M-1", "location": "l".repeat(101)}),
-            serde_json::json!({"barcode": "M-1", "location": 7}),
+        let ok = parse(serde_json::json!({"barcode": " M-1 ", "location": "Counter 2"})).unwrap();
+        assert_eq!((ok.barcode.as_str(), ok.location.as_ref().map(Location::as_str)), ("M-1", Some("Counter 2")));
+        let blank = parse(serde_json::json!({"barcode": "M-1", "location": " ", "other": 1})).unwrap();
+        assert_eq!(blank.location, None, "a blank location is none, and other fields pass");
+        for (bad, faults) in [
+            (serde_json::json!({}), 1),
+            (serde_json::json!({"barcode": ""}), 1),
+            (serde_json::json!({"barcode": "   "}), 1),
+            (serde_json::json!({"barcode": 42}), 1),
+            (serde_json::json!({"barcode": "x".repeat(5000)}), 1),
+            (serde_json::json!({"barcode": "M-1\u{0}"}), 1),
+            (serde_json::json!({"barcode": "M-1", "location": "l".repeat(101)}), 1),
+            (serde_json::json!({"barcode": "M-1", "location": 7}), 1),
+            (serde_json::json!({"barcode": 1, "location": 7}), 2),
         ] {
-            assert!(parse_scan(&body(bad.clone())).is_err(), "{bad}");
+            assert_eq!(parse(bad.clone()).err().map(|f| f.len()), Some(faults), "{bad}");
         }
     }
 
     #[test]
     fn only_what_can_be_a_member_id_is_looked_up() {
         let plain = BarcodeSigning::new(false);
-        assert_eq!(member_of_barcode("M-1001", &plain, "default").unwrap(), "M-1001");
+        let barcode = |text: &str| text.parse::<Barcode>().unwrap();
+        assert_eq!(member_of_barcode(&barcode("M-1001"), &plain, "default").unwrap().as_str(), "M-1001");
         for garbage in ["' OR 1=1 --", "M 1", "..", "ก", "a/b", &"9".repeat(65)] {
-            assert!(member_of_barcode(garbage, &plain, "default").is_err(), "{garbage}");
+            assert!(member_of_barcode(&barcode(garbage), &plain, "default").is_err(), "{garbage}");
         }
         let signed = BarcodeSigning::new(true);
         signed.set_key(b"key");
         let code = signed.barcode("default", "M-1001");
-        assert_eq!(member_of_barcode(&code, &signed, "default").unwrap(), "M-1001");
-        assert!(member_of_barcode("M-1001", &signed, "default").is_err());
-        assert!(member_of_barcode("' OR 1=1 --:abcdefabcdef", &signed, "default").is_err());
+        assert_eq!(member_of_barcode(&barcode(&code), &signed, "default").unwrap().as_str(), "M-1001");
+        assert!(member_of_barcode(&barcode("M-1001"), &signed, "default").is_err());
+        assert!(member_of_barcode(&barcode("' OR 1=1 --:abcdefabcdef"), &signed, "default").is_err());
     }
 }

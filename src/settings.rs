@@ -8,6 +8,8 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+pub use crate::urls::{DatabaseUrl, PublicUrl};
+
 /// A secret value: never printed by `Debug` or `Display`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -56,9 +58,8 @@ pub enum ApnsAuth {
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub listen: SocketAddr,
-    /// Without a trailing slash.
-    pub public_url: String,
-    pub database_url: String,
+    pub public_url: PublicUrl,
+    pub database_url: DatabaseUrl,
     pub templates_dir: PathBuf,
     pub program: String,
     pub admin_token: Option<Secret>,
@@ -69,7 +70,7 @@ pub struct Settings {
     pub apple_key: PathBuf,
     pub apple_wwdr: PathBuf,
     pub apple_key_password: Option<Secret>,
-    pub apns_url: String,
+    pub apns_url: PublicUrl,
     pub apns_ca: Option<PathBuf>,
     pub apns_auth: ApnsAuth,
     pub apns_key: Option<PathBuf>,
@@ -77,7 +78,7 @@ pub struct Settings {
     pub apns_team_id: Option<String>,
     pub google_issuer_id: Option<String>,
     pub google_service_account: Option<PathBuf>,
-    pub google_api_url: String,
+    pub google_api_url: PublicUrl,
     /// Google REST requests per second for the whole deployment.
     pub google_rate: f64,
     /// Google's root signing keys for callbacks: an http(s) URL or a file.
@@ -93,6 +94,8 @@ pub struct Settings {
     pub role: Role,
     /// Scans a second per staff credential (per instance).
     pub scan_rate: f64,
+    /// Scans older than this many days are deleted by the worker.
+    pub scan_retention_days: i64,
     /// HTTP worker threads (each its own event loop).
     pub http_workers: usize,
     pub database: crate::store::DatabaseOptions,
@@ -131,11 +134,11 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "https://pay.google.com/gp/m/issuer/keys",
         "a URL or a file with Google's root signing keys, for verifying save/delete callbacks",
     ),
-    ("push_retry_base_ms", "1000", "first push retry delay in milliseconds; doubles per attempt (cap 5 minutes)"),
+    ("push_retry_base_ms", "1000", "first APNs retry delay in milliseconds; doubles per attempt (cap 5 minutes)"),
     (
         "push_lease_ms",
         "15000",
-        "how long a claimed push job belongs to one worker (longer than a push round: APNs answers within 10 s); a crashed instance's jobs are taken over after it",
+        "how long a claimed delivery job (a push, a Google update) belongs to one instance (longer than a round: APNs and Google answer within 10 s); a crashed instance's jobs are taken over after it",
     ),
     ("apns_connections", "2", "HTTP/2 connections kept open to APNs (each carries many concurrent pushes)"),
     (
@@ -143,7 +146,8 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "50",
         "scans per second allowed per staff credential at each instance (bursts of two seconds' worth); more answer 429",
     ),
-    ("role", "all", "all (HTTP and the push worker), api (HTTP only) or worker (the push worker only)"),
+    ("scan_retention_days", "400", "scans older than this many days are deleted (by the worker, hourly)"),
+    ("role", "all", "all (HTTP and the workers), api (HTTP only) or worker (delivery and housekeeping only)"),
     (
         "http_workers",
         "0",
@@ -159,15 +163,29 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// The settings file's variable (`--config` wins over it).
+pub const CONFIG_ENV: &str = "TESSERA_CONFIG";
+/// The log filter's variable, read by the command line before the settings.
+pub const LOG_ENV: &str = "TESSERA_LOG";
+/// `TESSERA_*` names that are not settings yet are no mistake: the two above, and the name the README's
+/// send-event examples read on the client side (the webhook secret they read is a setting).
+const OTHER_ENV: &[&str] = &[CONFIG_ENV, LOG_ENV, "TESSERA_URL"];
+
 /// A setting that cannot be used, in plain words naming the setting and the fix.
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
     #[error("TESSERA_{}: {message}", key.to_uppercase())]
     Invalid { key: String, message: String },
     #[error(
-        "the configuration file has an unknown key `{0}`; the keys are the TESSERA_* names without the prefix, in lower case (see the README's settings table)"
+        "the configuration file has an unknown key `{key}`{}; the keys are the TESSERA_* names without the prefix, in lower case (see the README's settings table)",
+        closest.map(|c| format!(" (did you mean `{c}`?)")).unwrap_or_default()
     )]
-    UnknownKey(String),
+    UnknownKey { key: String, closest: Option<&'static str> },
+    #[error(
+        "the environment has {name}, which is not a setting{}; tessera stops rather than ignore a misspelt one (the settings are in the README's table)",
+        closest.as_ref().map(|c| format!(": did you mean {c}?")).unwrap_or_default()
+    )]
+    UnknownVariable { name: String, closest: Option<String> },
     #[error("the configuration file {} cannot be read; fix the path given by --config or TESSERA_CONFIG", path.display())]
     ReadFile { path: PathBuf, source: std::io::Error },
     #[error("the configuration file {} is not valid TOML", path.display())]
@@ -219,15 +237,32 @@ impl Raw<'_> {
         })
     }
 
-    fn database_url(&self) -> Result<String, SettingsError> {
+    fn database_url(&self) -> Result<DatabaseUrl, SettingsError> {
         let url = self.get("database_url");
         if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             return Err(bad(
                 "database_url",
-                format!("`{}` is not a database URL; use sqlite://FILE or postgres://USER@HOST/DB", redact_url(&url)),
+                format!(
+                    "{} is not a database URL; use sqlite://FILE or postgres://USER@HOST/DB",
+                    crate::urls::shown(&url)
+                ),
             ));
         }
-        Ok(url)
+        Ok(DatabaseUrl::new(url))
+    }
+
+    /// An http(s) base URL (`PublicUrl`): tessera's own, or an API's that links are appended to.
+    fn base_url(&self, key: &str) -> Result<PublicUrl, SettingsError> {
+        let value = self.get(key);
+        PublicUrl::parse(&value).map_err(|e| {
+            bad(
+                key,
+                format!(
+                    "{} {e}; write it as https://host[:port][/path], with no query or fragment",
+                    crate::urls::shown(&value)
+                ),
+            )
+        })
     }
 
     fn program(&self) -> Result<String, SettingsError> {
@@ -301,7 +336,7 @@ impl Settings {
         let env: Vec<(String, String)> = std::env::vars().collect();
         let explicit = config_path
             .map(Path::to_path_buf)
-            .or_else(|| env.iter().find(|(k, _)| k == "TESSERA_CONFIG").map(|(_, v)| PathBuf::from(v)));
+            .or_else(|| env.iter().find(|(k, _)| k == CONFIG_ENV).map(|(_, v)| PathBuf::from(v)));
         let file = match explicit {
             Some(path) => Some(read_toml(&path, true)?),
             None => {
@@ -321,7 +356,8 @@ impl Settings {
             KEYS.iter().map(|(k, default, _)| (*k, default.to_string())).collect();
         for (key, value) in file {
             let Some((known, _, _)) = KEYS.iter().find(|(k, _, _)| *k == key) else {
-                return Err(SettingsError::UnknownKey(key));
+                let closest = closest(&key, KEYS.iter().map(|(k, _, _)| *k));
+                return Err(SettingsError::UnknownKey { key, closest });
             };
             values.insert(known, value);
         }
@@ -330,11 +366,12 @@ impl Settings {
                 continue;
             };
             let key = rest.to_lowercase();
-            if key == "config" || key == "log" {
-                continue;
-            }
-            if let Some((known, _, _)) = KEYS.iter().find(|(k, _, _)| *k == key) {
-                values.insert(known, value);
+            match KEYS.iter().find(|(k, _, _)| *k == key) {
+                Some((known, _, _)) => {
+                    values.insert(known, value);
+                }
+                None if OTHER_ENV.contains(&name.as_str()) => {}
+                None => return Err(unknown_variable(name)),
             }
         }
         Settings::from_values(&values)
@@ -350,7 +387,7 @@ impl Settings {
         let raw = Raw(v);
         let settings = Settings {
             listen: raw.listen()?,
-            public_url: validate_base_url("public_url", &raw.get("public_url"))?,
+            public_url: raw.base_url("public_url")?,
             database_url: raw.database_url()?,
             templates_dir: raw.path("templates_dir")?,
             program: raw.program()?,
@@ -361,7 +398,7 @@ impl Settings {
             apple_key: raw.path("apple_key")?,
             apple_wwdr: raw.path("apple_wwdr")?,
             apple_key_password: raw.opt("apple_key_password").map(Secret),
-            apns_url: validate_base_url("apns_url", &raw.get("apns_url"))?,
+            apns_url: raw.base_url("apns_url")?,
             apns_ca: raw.opt("apns_ca").map(PathBuf::from),
             apns_auth: raw.apns_auth()?,
             apns_key: raw.opt("apns_key").map(PathBuf::from),
@@ -369,7 +406,7 @@ impl Settings {
             apns_team_id: raw.opt("apns_team_id"),
             google_issuer_id: raw.google_issuer_id()?,
             google_service_account: raw.opt("google_service_account").map(PathBuf::from),
-            google_api_url: validate_base_url("google_api_url", &raw.get("google_api_url"))?,
+            google_api_url: raw.base_url("google_api_url")?,
             google_rate: raw.positive_rate("google_rate")?,
             google_root_keys: raw
                 .opt("google_root_keys")
@@ -380,6 +417,7 @@ impl Settings {
             pass_cache_mb: raw.number("pass_cache_mb", 0..=65_536, "of megabytes from 0 (off) to 65536")?,
             role: raw.role()?,
             scan_rate: raw.positive_rate("scan_rate")?,
+            scan_retention_days: raw.number("scan_retention_days", 1..=36_500, "of days from 1 to 36500")?,
             http_workers: match raw.number("http_workers", 0..=256, "from 0 (one per core) to 256")? {
                 0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
                 n => n,
@@ -418,46 +456,39 @@ impl Settings {
 
     /// The pass's webServiceURL: Apple appends `/v1/…` to it.
     pub fn web_service_url(&self) -> &str {
-        &self.public_url
+        self.public_url.as_str()
     }
 
     /// The path part of the public URL (`""` or `/prefix`), under which every route is served.
     pub fn public_path(&self) -> &str {
-        let after_scheme = self.public_url.split_once("://").map(|(_, r)| r).unwrap_or("");
-        after_scheme.find('/').map(|i| &after_scheme[i..]).unwrap_or("")
+        self.public_url.path()
     }
 
     pub fn is_sqlite(&self) -> bool {
-        self.database_url.starts_with("sqlite:")
+        self.database_url.is_sqlite()
     }
 }
 
-/// A database URL without its password, for messages.
+/// A URL as it may be shown: without its password or secret query parameters (`urls::redact`).
 pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
-            match creds.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
-    }
+    crate::urls::redact(url)
 }
 
-/// Accepts `http(s)://host[:port][/path]`, answers it without a trailing slash.
-fn validate_base_url(key: &str, value: &str) -> Result<String, SettingsError> {
-    let fix = "write it as https://host[:port][/path], with no query or fragment";
-    let rest = value
-        .strip_prefix("https://")
-        .or_else(|| value.strip_prefix("http://"))
-        .ok_or_else(|| bad(key, format!("`{value}` is not an http(s) URL; {fix}")))?;
-    let host = rest.split('/').next().unwrap_or("");
-    if host.is_empty() || value.contains(['?', '#', ' ']) {
-        return Err(bad(key, format!("`{value}` is not a usable URL; {fix}")));
-    }
-    Ok(value.trim_end_matches('/').to_string())
+/// A `TESSERA_*` name that no setting has, with the closest one that exists.
+fn unknown_variable(name: String) -> SettingsError {
+    let settings = KEYS.iter().map(|(k, _, _)| format!("TESSERA_{}", k.to_uppercase()));
+    let known: Vec<String> = settings.chain(OTHER_ENV.iter().map(|n| n.to_string())).collect();
+    let closest = closest(&name, known.iter().map(String::as_str)).map(str::to_string);
+    SettingsError::UnknownVariable { name, closest }
+}
+
+/// The candidate nearest to `wanted` by edit distance (a swap counts once), when it is near enough to
+/// be a slip of the keyboard rather than another word.
+fn closest<'a>(wanted: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    let (distance, nearest) =
+        candidates.map(|c| (strsim::damerau_levenshtein(wanted, c), c)).min_by_key(|(distance, _)| *distance)?;
+    let tolerance = (wanted.trim_start_matches("TESSERA_").len() / 3).max(2);
+    (distance <= tolerance).then_some(nearest)
 }
 
 fn read_toml(path: &Path, must_exist: bool) -> Result<BTreeMap<String, String>, SettingsError> {
@@ -564,5 +595,95 @@ mod tests {
         .unwrap();
         assert_eq!(s.webhook_secrets.len(), 2);
         assert!(!format!("{s:?}").contains("aaaaaaaaaaaaaaaa1"));
+    }
+
+    #[test]
+    fn urls_with_userinfo_a_bad_port_or_a_query_are_refused() {
+        for (name, value) in [
+            ("TESSERA_PUBLIC_URL", "https://user:hunter2@wallet.example"),
+            ("TESSERA_PUBLIC_URL", "https://wallet.example:99999"),
+            ("TESSERA_PUBLIC_URL", "https://wallet.example:port/loyalty"),
+            ("TESSERA_APNS_URL", "https://api.push.apple.com/?topic=x"),
+            ("TESSERA_GOOGLE_API_URL", "https://someone@walletobjects.example"),
+        ] {
+            let err = Settings::from_sources(BTreeMap::new(), env(&[(name, value)])).unwrap_err().to_string();
+            assert!(err.starts_with(&format!("{name}:")), "{value}: {err}");
+            assert!(!err.contains("hunter2"), "a password in a URL is not echoed: {err}");
+        }
+    }
+
+    #[test]
+    fn the_public_url_is_parsed_once_into_its_normal_form() {
+        let s = Settings::from_sources(
+            BTreeMap::new(),
+            env(&[("TESSERA_PUBLIC_URL", "HTTPS://Wallet.Example.com:443/loyalty/")]),
+        )
+        .unwrap();
+        assert_eq!(s.public_url, "https://wallet.example.com/loyalty");
+        assert_eq!(s.public_path(), "/loyalty");
+        assert_eq!(s.web_service_url(), "https://wallet.example.com/loyalty");
+    }
+
+    #[test]
+    fn an_unknown_tessera_variable_stops_with_the_closest_name() {
+        let err = Settings::from_sources(BTreeMap::new(), env(&[("TESSERA_PUBLICURL", "https://x.example")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("TESSERA_PUBLICURL") && err.contains("TESSERA_PUBLIC_URL"), "{err}");
+        let err = Settings::from_sources(BTreeMap::new(), env(&[("TESSERA_DATABSE_POOL_SIZE", "4")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("TESSERA_DATABASE_POOL_SIZE"), "{err}");
+        // Names tessera itself reads outside the settings table, and the README's client-side ones.
+        let fine = env(&[
+            ("TESSERA_CONFIG", "/nonexistent-but-not-read-here.toml"),
+            ("TESSERA_LOG", "debug"),
+            ("TESSERA_URL", "http://127.0.0.1:8080"),
+            ("NOT_TESSERA_X", "1"),
+        ]);
+        Settings::from_sources(BTreeMap::new(), fine).unwrap();
+        let file = BTreeMap::from([("publicurl".to_string(), "https://x.example".to_string())]);
+        let err = Settings::from_sources(file, env(&[])).unwrap_err().to_string();
+        assert!(err.contains("unknown key `publicurl`") && err.contains("`public_url`"), "{err}");
+    }
+
+    #[test]
+    fn every_tessera_name_the_docs_and_examples_use_is_accepted() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut text = String::new();
+        for file in ["README.md", "docs/deploy.md", "docs/tessera.toml.example", "tests/api/examples.rs"] {
+            text.push_str(&std::fs::read_to_string(root.join(file)).unwrap_or_default());
+        }
+        let mut names: Vec<&str> = text
+            .match_indices("TESSERA_")
+            .map(|(at, _)| {
+                let end = text[at..].find(|c: char| !(c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'));
+                &text[at..at + end.unwrap_or(text.len() - at)]
+            })
+            .filter(|name| name.len() > "TESSERA_".len() && !name.ends_with('_'))
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        assert!(names.contains(&"TESSERA_URL") && names.contains(&"TESSERA_PUBLIC_URL"), "{names:?}");
+        let is_setting = |name: &str| KEYS.iter().any(|(k, _, _)| name == format!("TESSERA_{}", k.to_uppercase()));
+        for name in names.into_iter().filter(|n| !is_setting(n)) {
+            let refused = Settings::from_sources(BTreeMap::new(), env(&[(name, "x")])).err().map(|e| e.to_string());
+            assert_eq!(refused, None, "{name} appears in the docs or examples");
+        }
+    }
+
+    #[test]
+    fn database_urls_never_print_their_passwords() {
+        let url = "postgres://u:pw@db.example:5432/tessera?sslmode=require&password=secret2&application_name=x";
+        let s = Settings::from_sources(BTreeMap::new(), env(&[("TESSERA_DATABASE_URL", url)])).unwrap();
+        for shown in [format!("{s:?}"), format!("{:?}", s.database_url), s.database_url.to_string()] {
+            assert!(!shown.contains("secret2") && !shown.contains(":pw@"), "{shown}");
+        }
+        assert_eq!(
+            s.database_url.to_string(),
+            "postgres://u:***@db.example:5432/tessera?sslmode=require&password=***&application_name=x"
+        );
+        assert_eq!(redact_url("postgres://h/db?sslpassword=k3y&user=u"), "postgres://h/db?sslpassword=***&user=u");
+        assert_eq!(redact_url("postgres://u:p@[broken/db"), "(a URL that cannot be read, not shown)");
     }
 }

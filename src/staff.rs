@@ -96,7 +96,7 @@ fn form_field(body: &[u8], name: &str) -> Option<String> {
 /// Whether a browser says the request comes from another site (an absent Origin is a same-site form).
 fn cross_origin(state: &AppState, req: &HttpRequest) -> bool {
     let Some(origin) = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()) else { return false };
-    origin != crate::google::pass::origin(&state.settings.public_url)
+    origin != state.settings.public_url.origin()
 }
 
 fn session_cookie(state: &AppState, value: String, max_age: i64) -> Cookie<'static> {
@@ -107,7 +107,7 @@ fn session_cookie(state: &AppState, value: String, max_age: i64) -> Cookie<'stat
     Cookie::build(COOKIE, value)
         .http_only(true)
         .same_site(SameSite::Strict)
-        .secure(state.settings.public_url.starts_with("https://"))
+        .secure(state.settings.public_url.is_https())
         .path(path)
         .max_age(actix_web::cookie::time::Duration::seconds(max_age))
         .finish()
@@ -164,10 +164,7 @@ pub async fn scan(state: web::Data<AppState>, req: HttpRequest, mut payload: web
         return Err(ApiError::Unauthorized("the page's CSRF token is missing or wrong; reload the staff page"));
     }
     let body = read_json_body(&req, &mut payload, crate::app::extract::ADMIN_BODY_LIMIT).await?;
-    let body = match crate::app::extract::parse_json(&body)? {
-        serde_json::Value::Object(map) => map,
-        _ => return Err(ApiError::validation(vec![crate::error::FieldError::new("body", "must be a JSON object")])),
-    };
+    let body = crate::app::extract::parse_json_object(&body)?;
     let view = crate::scan::perform(&state, &StaffAuth::fingerprint(token), &req, &body).await?;
     Ok(HttpResponse::Ok().json(view))
 }

@@ -48,11 +48,15 @@ mod pg;
 mod pg_cluster;
 #[path = "api/processes.rs"]
 mod processes;
+#[path = "api/registrations.rs"]
+mod registrations;
 #[path = "api/scale_out.rs"]
 mod scale_out;
 #[path = "api/scans.rs"]
 mod scans;
 #[path = "api/staff.rs"]
 mod staff;
+#[path = "api/tools.rs"]
+mod tools;
 #[path = "api/web_service.rs"]
 mod web_service;

@@ -1,6 +1,7 @@
 //! Extractors: handlers take typed, already-authorized arguments (`AdminAuth`, `ApplePass`) and bodies
 //! already read under their limits (`JsonObject`); every refusal is the spec's JSON error.
 
+use std::str::FromStr;
 use std::sync::Arc;
 
 use actix_web::dev::Payload;
@@ -11,6 +12,7 @@ use futures_util::StreamExt;
 use futures_util::future::{LocalBoxFuture, Ready, ready};
 
 use super::AppState;
+use crate::domain::{Invalid, SerialNumber};
 use crate::error::{ApiError, FieldError};
 use crate::ids::constant_time_eq;
 use crate::store::MemberRecord;
@@ -26,6 +28,16 @@ pub fn state(req: &HttpRequest) -> Result<web::Data<AppState>, ApiError> {
 pub fn segment(req: &HttpRequest, name: &str) -> Option<String> {
     let raw = req.match_info().get(name)?;
     percent_encoding::percent_decode_str(raw).decode_utf8().ok().map(|s| s.into_owned())
+}
+
+/// A path segment parsed into its domain type (`MemberId`, `DeviceLibraryId`, …); 422 naming `field`
+/// when it is not one.
+pub fn path_value<T: FromStr<Err = Invalid>>(req: &HttpRequest, name: &str, field: &str) -> Result<T, ApiError> {
+    let parsed = match segment(req, name) {
+        Some(text) => text.parse::<T>().map_err(Invalid::into_reason),
+        None => Err("is not a readable path segment".into()),
+    };
+    parsed.map_err(|reason| ApiError::validation(vec![FieldError::new(field, reason)]))
 }
 
 fn bearer(req: &HttpRequest) -> Option<&str> {
@@ -86,9 +98,6 @@ fn pass_unauthorized() -> ApiError {
     ApiError::Unauthorized("unknown pass or wrong ApplePass authentication token")
 }
 
-/// Longest serial number looked up; ours are 32 characters.
-const MAX_SERIAL: usize = 128;
-
 /// The pass named by the path's `{pass_type}` and `{serial}`, authorized by `Authorization: ApplePass
 /// <authenticationToken>` (constant time). An unknown pass type or serial and a wrong or missing token
 /// are the same 401, so a caller learns nothing about which serials exist.
@@ -112,10 +121,11 @@ impl FromRequest for ApplePass {
             let (Some(pass_type), Some(serial)) = (segment(&req, "pass_type"), segment(&req, "serial")) else {
                 return Err(pass_unauthorized());
             };
-            if pass_type != state.passes.identity().pass_type_id || serial.len() > MAX_SERIAL {
+            let serial = serial.parse::<SerialNumber>().map_err(|_| pass_unauthorized())?;
+            if pass_type != state.passes.identity().pass_type_id {
                 return Err(pass_unauthorized());
             }
-            let record = state.records.get(&state.store, &serial).await?.ok_or_else(pass_unauthorized)?;
+            let record = state.records.get(&state.store, serial.as_str()).await?.ok_or_else(pass_unauthorized)?;
             if record.pass_type_id != pass_type
                 || !constant_time_eq(token.as_bytes(), record.authentication_token.as_bytes())
             {
@@ -142,10 +152,7 @@ impl FromRequest for JsonObject {
         let mut payload = payload.take();
         Box::pin(async move {
             let bytes = read_json_body(&req, &mut payload, ADMIN_BODY_LIMIT).await?;
-            match parse_json(&bytes)? {
-                serde_json::Value::Object(map) => Ok(JsonObject(map)),
-                _ => Err(ApiError::validation(vec![FieldError::new("body", "must be a JSON object")])),
-            }
+            parse_json_object(&bytes).map(JsonObject)
         })
     }
 }
@@ -176,6 +183,14 @@ where
         body.extend_from_slice(&chunk);
     }
     Ok(body.freeze())
+}
+
+/// A body that must be a JSON object: 400 for bad JSON, 422 for JSON that is not an object.
+pub fn parse_json_object(bytes: &[u8]) -> Result<serde_json::Map<String, serde_json::Value>, ApiError> {
+    match parse_json(bytes)? {
+        serde_json::Value::Object(map) => Ok(map),
+        _ => Err(ApiError::validation(vec![FieldError::new("body", "must be a JSON object")])),
+    }
 }
 
 pub fn parse_json(bytes: &[u8]) -> Result<serde_json::Value, ApiError> {

@@ -54,7 +54,7 @@ pub struct AppState {
     pub passes: Arc<PassBuilder>,
     pub secrets: Arc<Secrets>,
     pub metrics: Arc<Metrics>,
-    /// Pass lookups behind the Apple web service's authenticated endpoints (one instance per SQLite file).
+    /// Pass lookups behind the Apple web service's authenticated endpoints and the .pkpass link.
     pub records: Arc<RecordCache>,
     /// Signed .pkpass bytes by (serial, update tag).
     pub signed: Arc<pkpass::SignedPassCache>,
@@ -77,7 +77,7 @@ impl AppState {
             settings.apple_key_password.as_ref().map(Secret::expose),
         )?;
         let program = Arc::new(Program::load(&settings.templates_dir, &settings.program)?);
-        let store = Store::connect_with(&settings.database_url, settings.database)
+        let store = Store::connect_with(settings.database_url.expose(), settings.database)
             .await
             .map_err(|e| anyhow::Error::new(e).context("TESSERA_DATABASE_URL: cannot open the database"))?;
         store.migrate().await?;
@@ -90,13 +90,14 @@ impl AppState {
         let google = google_wallet(&settings, &program, &store, &metrics)?;
         let passes = PassBuilder::new(Arc::new(identity), program, settings.web_service_url())?;
         let signed = pkpass::SignedPassCache::new(settings.pass_cache_mb);
+        let records = Arc::new(RecordCache::new(metrics.clone()));
         Ok(AppState {
             settings: Arc::new(settings),
             store,
             passes: Arc::new(passes),
             secrets: Arc::new(secrets),
             metrics,
-            records: Default::default(),
+            records,
             signed: Arc::new(signed),
             google,
             scan_limiter: Arc::new(limits::RateLimiter::new(settings_scan_rate)),
@@ -135,11 +136,11 @@ fn google_wallet(
     let wallet = GoogleWallet::new(
         issuer_id,
         account,
-        &settings.google_api_url,
+        settings.google_api_url.as_str(),
         settings.google_rate,
         &settings.google_root_keys,
         program.clone(),
-        &settings.public_url,
+        settings.public_url.as_str(),
         store.clone(),
         metrics.clone(),
     )?;

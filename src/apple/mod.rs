@@ -3,6 +3,7 @@
 pub mod certs;
 pub mod inspect;
 pub mod pass;
+pub mod signed_data;
 pub mod web_service;
 pub mod zip;
 

@@ -1,8 +1,9 @@
 //! The .pkpass builder: render pass.json, hash every file into manifest.json, sign the manifest, zip.
 //!
 //! Pure: takes data, answers bytes, knows no database. What never changes per member (images, strings,
-//! their hashes and ZIP entries, the parsed key and certificates) is prepared once per tier in `new`, so a
-//! pass costs one template render, one SHA-1 of pass.json, one RSA signature and a copy.
+//! their hashes and ZIP entries, the parsed key and certificates, the SignedData around the signature) is
+//! prepared once in `new`, so a pass costs one template render, one SHA-1 of pass.json, one RSA
+//! signature and a copy.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -11,7 +12,8 @@ use std::sync::Arc;
 use openssl::pkcs7::{Pkcs7, Pkcs7Flags};
 
 use super::certs::SigningIdentity;
-use super::zip::{StaticArchive, write_archive};
+use super::signed_data::{SignatureTemplate, SignedDataError};
+use super::zip::{StaticArchive, TooLarge, write_archive};
 use crate::templates::{MemberFields, PassContext, PassFields, Program, TemplateError};
 
 /// What a pass shows, whatever it is stored in.
@@ -38,8 +40,10 @@ pub enum PassError {
     Template(#[from] TemplateError),
     #[error("signing failed")]
     Sign(#[from] openssl::error::ErrorStack),
+    #[error("signing from the prepared SignedData failed")]
+    SignedData(#[from] SignedDataError),
     #[error("writing the archive failed")]
-    Zip(#[from] zip::result::ZipError),
+    Zip(#[from] TooLarge),
 }
 
 struct TierBundle {
@@ -50,6 +54,9 @@ struct TierBundle {
 
 pub struct PassBuilder {
     identity: Arc<SigningIdentity>,
+    /// The prepared SignedData; `None` for an identity it cannot be made for, whose passes
+    /// `Pkcs7::sign` signs whole.
+    signature: Option<SignatureTemplate>,
     program: Arc<Program>,
     web_service_url: String,
     tiers: HashMap<String, TierBundle>,
@@ -77,7 +84,10 @@ impl PassBuilder {
             let entries = StaticArchive::new(&files, built_at)?;
             tiers.insert(tier.to_string(), TierBundle { entries, manifest_prefix });
         }
-        Ok(PassBuilder { identity, program, web_service_url: web_service_url.to_string(), tiers })
+        let signature = SignatureTemplate::new(&identity)
+            .inspect_err(|e| tracing::warn!(error = %e, "passes are signed without the prepared template (slower)"))
+            .ok();
+        Ok(PassBuilder { identity, signature, program, web_service_url: web_service_url.to_string(), tiers })
     }
 
     pub fn identity(&self) -> &SigningIdentity {
@@ -129,10 +139,140 @@ impl PassBuilder {
     }
 
     /// A detached DER PKCS#7 signature of `manifest` by the pass certificate, carrying the WWDR
-    /// intermediate and a signingTime attribute (which Wallet requires).
+    /// intermediate and a signingTime attribute (which Wallet requires) of now.
     pub fn sign(&self, manifest: &[u8]) -> Result<Vec<u8>, PassError> {
+        self.sign_at(manifest, crate::time_fmt::now_unix())
+    }
+
+    /// `sign` with `signed_at` (unix seconds) as the signingTime: from the template where there is
+    /// one and the time fits its UTCTime, else by `Pkcs7::sign` (which takes the clock's time).
+    pub fn sign_at(&self, manifest: &[u8], signed_at: i64) -> Result<Vec<u8>, PassError> {
+        match self.signature.as_ref().map(|t| t.sign(manifest, signed_at)) {
+            Some(Err(SignedDataError::TimeOutOfRange(_))) | None => {}
+            Some(signed) => return Ok(signed?),
+        }
         let id = &self.identity;
         let flags = Pkcs7Flags::DETACHED | Pkcs7Flags::BINARY | Pkcs7Flags::NOSMIMECAP;
         Ok(Pkcs7::sign(&id.cert, &id.key, &id.chain, manifest, flags)?.to_der()?)
+    }
+
+    /// Whether passes are signed from the prepared template (false: `Pkcs7::sign` per pass).
+    pub fn signs_from_template(&self) -> bool {
+        self.signature.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openssl::pkey::{PKey, Private};
+    use openssl::stack::Stack;
+    use openssl::x509::X509;
+    use openssl::x509::store::X509StoreBuilder;
+    use std::io::Read;
+    use std::path::Path;
+
+    fn repo(path: &str) -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+    }
+
+    fn builder(identity: SigningIdentity) -> PassBuilder {
+        let program = Program::load(&repo("templates"), "default").unwrap();
+        PassBuilder::new(Arc::new(identity), Arc::new(program), "https://wallet.example.com").unwrap()
+    }
+
+    fn example_identity() -> SigningIdentity {
+        let c = |f: &str| repo(&format!("certs-example/{f}"));
+        SigningIdentity::load(&c("pass.pem"), &c("pass.key"), &c("wwdr.pem"), None).unwrap()
+    }
+
+    fn verifies(signature: &[u8], manifest: &[u8], root: &X509) -> bool {
+        let mut store = X509StoreBuilder::new().unwrap();
+        store.add_cert(root.clone()).unwrap();
+        let none = Stack::new().unwrap();
+        let pkcs7 = Pkcs7::from_der(signature).unwrap();
+        pkcs7.verify(&none, &store.build(), Some(manifest), None, Pkcs7Flags::BINARY).is_ok()
+    }
+
+    fn example_root() -> X509 {
+        X509::from_pem(&std::fs::read(repo("certs-example/root.pem")).unwrap()).unwrap()
+    }
+
+    /// A self-signed Pass Type ID-like certificate on a P-256 key, which the template does not take.
+    fn ec_identity() -> SigningIdentity {
+        use openssl::ec::{EcGroup, EcKey};
+        use openssl::nid::Nid;
+        use openssl::x509::{X509Builder, X509NameBuilder};
+        let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
+        let key: PKey<Private> = PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap();
+        let mut name = X509NameBuilder::new().unwrap();
+        name.append_entry_by_nid(Nid::USERID, "pass.com.example.ec").unwrap();
+        name.append_entry_by_nid(Nid::ORGANIZATIONALUNITNAME, "ECTEAM1").unwrap();
+        name.append_entry_by_nid(Nid::COMMONNAME, "EC pass").unwrap();
+        let name = name.build();
+        let mut cert = X509Builder::new().unwrap();
+        cert.set_version(2).unwrap();
+        cert.set_subject_name(&name).unwrap();
+        cert.set_issuer_name(&name).unwrap();
+        cert.set_pubkey(&key).unwrap();
+        cert.set_not_before(&openssl::asn1::Asn1Time::days_from_now(0).unwrap()).unwrap();
+        cert.set_not_after(&openssl::asn1::Asn1Time::days_from_now(30).unwrap()).unwrap();
+        cert.sign(&key, openssl::hash::MessageDigest::sha256()).unwrap();
+        let cert = cert.build();
+        SigningIdentity::from_parts(cert.clone(), key, cert).unwrap()
+    }
+
+    fn member(attributes: &serde_json::Value) -> PassData<'_> {
+        PassData {
+            serial_number: "6f1c2b9e4d3a48c7a1e0b5f2c8d9e7a3",
+            authentication_token: "Zk3v9QwLr8Tn2Bx7Mc4Hp6Jd1Sy5Ua0Ge",
+            voided: false,
+            member_id: "M-1",
+            name: Some("สมชาย ใจดี"),
+            tier: "gold",
+            points: 1250,
+            locale: Some("th"),
+            attributes,
+            modified_at: 1_795_334_400,
+        }
+    }
+
+    #[test]
+    fn a_built_pass_is_signed_from_the_template_over_its_manifest() {
+        let builder = builder(example_identity());
+        assert!(builder.signs_from_template());
+        let attributes = serde_json::json!({});
+        let bytes = builder.build(&member(&attributes)).unwrap();
+        let mut archive = ::zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+        let mut read = |name: &str| {
+            let mut out = Vec::new();
+            archive.by_name(name).unwrap().read_to_end(&mut out).unwrap();
+            out
+        };
+        let (pass, manifest, signature) = (read("pass.json"), read("manifest.json"), read("signature"));
+        let hashes: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+        assert_eq!(hashes["pass.json"], sha1_hex(&pass));
+        assert!(verifies(&signature, &manifest, &example_root()));
+    }
+
+    #[test]
+    fn a_time_past_utctime_is_signed_whole_by_openssl() {
+        let builder = builder(example_identity());
+        let manifest = br#"{"pass.json":"5d41402abc4b2a76b9719d911017c592aaf4c6d1"}"#;
+        let signature = builder.sign_at(manifest, 2_600_000_000).unwrap();
+        assert!(verifies(&signature, manifest, &example_root()));
+    }
+
+    #[test]
+    fn an_identity_without_a_template_is_signed_whole_by_openssl() {
+        let identity = ec_identity();
+        assert!(matches!(SignatureTemplate::new(&identity), Err(SignedDataError::NotRsa)));
+        let root = identity.cert.clone();
+        let builder = builder(identity);
+        assert!(!builder.signs_from_template());
+        let manifest = br#"{"pass.json":"5d41402abc4b2a76b9719d911017c592aaf4c6d1"}"#;
+        let signature = builder.sign(manifest).unwrap();
+        assert!(verifies(&signature, manifest, &root));
+        assert!(!verifies(&signature, br#"{"pass.json":"5d41402abc4b2a76b9719d911017c592aaf4c6d2"}"#, &root));
     }
 }

@@ -6,59 +6,39 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
 use crate::app::AppState;
-use crate::app::extract::{ApplePass, parse_json, read_json_body, segment};
+use crate::app::extract::{ApplePass, parse_json, path_value, read_json_body, segment};
 use crate::app::pkpass::pkpass_response;
+use crate::domain::{Context, DeviceLibraryId, FromObject, PushToken, SerialNumber, json_object};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::store::Registered;
 
 /// Log bodies are bounded; Wallet sends a few lines.
 pub const LOG_BODY_LIMIT: usize = 64 * 1024;
 const REGISTER_BODY_LIMIT: usize = 4 * 1024;
-const MAX_PUSH_TOKEN: usize = 200;
 
-/// The `{device}` segment: a device library identifier, printable and bounded.
-fn device_id(req: &HttpRequest) -> ApiResult<String> {
-    segment(req, "device")
-        .filter(|id| {
-            !id.is_empty()
-                && id.len() <= 128
-                && id.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
-        })
-        .ok_or_else(|| {
-            ApiError::validation(vec![FieldError::new(
-                "deviceLibraryIdentifier",
-                "must be 1 to 128 letters, digits, '-', '_' or '.'",
-            )])
-        })
+/// The `{device}` segment.
+fn device_id(req: &HttpRequest) -> ApiResult<DeviceLibraryId> {
+    path_value(req, "device", "deviceLibraryIdentifier")
 }
 
-#[derive(Deserialize)]
-struct RegisterBody {
-    #[serde(rename = "pushToken")]
-    push_token: Option<serde_json::Value>,
+json_object! {
+    unknown_fields: ignored,
+    /// The body of a registration.
+    pub struct RegisterBody {
+        push_token as "pushToken": PushToken,
+    }
 }
 
-/// The push token of a registration body: hex, at most 200 characters, kept in lowercase.
-fn push_token(body: &[u8]) -> ApiResult<String> {
-    let parsed: RegisterBody = serde_json::from_value(parse_json(body)?)
-        .map_err(|_| ApiError::validation(vec![FieldError::new("body", "must be a JSON object with pushToken")]))?;
-    match parsed.push_token {
-        Some(serde_json::Value::String(t))
-            if !t.is_empty() && t.len() <= MAX_PUSH_TOKEN && t.bytes().all(|c| c.is_ascii_hexdigit()) =>
-        {
-            Ok(t.to_ascii_lowercase())
-        }
-        _ => Err(ApiError::validation(vec![FieldError::new(
-            "pushToken",
-            "must be a hex string of at most 200 characters",
-        )])),
+impl RegisterBody {
+    fn parse(body: &[u8]) -> ApiResult<RegisterBody> {
+        Ok(RegisterBody::from_value(&parse_json(body)?, &Context::without_tiers())?)
     }
 }
 
 /// `POST /v1/devices/{device}/registrations/{passType}/{serial}`: 201 new, 200 already registered.
 #[utoipa::path(post, path = "/v1/devices/{device}/registrations/{pass_type}/{serial}", tag = "apple-web-service",
-    params(("device" = String, Path, description = "The device library identifier"), ("pass_type" = String, Path), ("serial" = String, Path)),
-    request_body(content = Object, description = "`{\"pushToken\": \"<hex>\"}`"),
+    params(("device" = DeviceLibraryId, Path, description = "The device library identifier"), ("pass_type" = String, Path), ("serial" = SerialNumber, Path)),
+    request_body(content = RegisterBody),
     responses((status = 201, description = "Registered"), (status = 200, description = "Already registered (the push token is updated)"),
         (status = 400, response = crate::openapi::InvalidJson), (status = 401, response = crate::openapi::Unauthorized),
         (status = 413, response = crate::openapi::PayloadTooLarge), (status = 422, response = crate::openapi::ValidationFailed),
@@ -72,7 +52,8 @@ pub async fn register(
     mut payload: web::Payload,
 ) -> ApiResult<HttpResponse> {
     let device = device_id(&req)?;
-    let token = push_token(&read_json_body(&req, &mut payload, REGISTER_BODY_LIMIT).await?)?;
+    let body = RegisterBody::parse(&read_json_body(&req, &mut payload, REGISTER_BODY_LIMIT).await?)?;
+    let token = body.push_token;
     let status = match state.store.register_device(&device, &pass.pass_type_id, &pass.serial_number, &token).await? {
         Registered::Created => StatusCode::CREATED,
         Registered::AlreadyRegistered => StatusCode::OK,
@@ -83,7 +64,7 @@ pub async fn register(
 
 /// `DELETE /v1/devices/{device}/registrations/{passType}/{serial}`: 200.
 #[utoipa::path(delete, path = "/v1/devices/{device}/registrations/{pass_type}/{serial}", tag = "apple-web-service",
-    params(("device" = String, Path), ("pass_type" = String, Path), ("serial" = String, Path)),
+    params(("device" = DeviceLibraryId, Path), ("pass_type" = String, Path), ("serial" = SerialNumber, Path)),
     responses((status = 200, description = "Unregistered"), (status = 401, response = crate::openapi::Unauthorized),
         (status = 422, response = crate::openapi::ValidationFailed), (status = 503, response = crate::openapi::Unavailable)),
     security(("applePass" = [])))]
@@ -112,7 +93,7 @@ fn passes_updated_since(query: &str) -> Option<i64> {
 
 /// `GET /v1/devices/{device}/registrations/{passType}?passesUpdatedSince=tag`: no Authorization header.
 #[utoipa::path(get, path = "/v1/devices/{device}/registrations/{pass_type}", tag = "apple-web-service",
-    params(("device" = String, Path), ("pass_type" = String, Path),
+    params(("device" = DeviceLibraryId, Path), ("pass_type" = String, Path),
         ("passesUpdatedSince" = Option<String>, Query, description = "The `lastUpdated` tag of the previous answer")),
     responses((status = 200, description = "`{\"serialNumbers\": [...], \"lastUpdated\": \"<tag>\"}`"),
         (status = 204, description = "Nothing changed since the tag"), (status = 401, response = crate::openapi::Unauthorized),
@@ -134,7 +115,7 @@ pub async fn list_updated(state: web::Data<AppState>, req: HttpRequest) -> ApiRe
 
 /// `GET /v1/passes/{passType}/{serial}`: the latest pass, 304 when If-Modified-Since covers it.
 #[utoipa::path(get, path = "/v1/passes/{pass_type}/{serial}", tag = "apple-web-service",
-    params(("pass_type" = String, Path), ("serial" = String, Path)),
+    params(("pass_type" = String, Path), ("serial" = SerialNumber, Path)),
     responses((status = 200, description = "The signed pass, with Last-Modified", content_type = "application/vnd.apple.pkpass"),
         (status = 304, description = "Not modified since If-Modified-Since"), (status = 401, response = crate::openapi::Unauthorized),
         (status = 503, response = crate::openapi::Unavailable)),
@@ -172,13 +153,14 @@ mod tests {
 
     #[test]
     fn push_tokens_are_bounded_hex() {
-        assert_eq!(push_token(br#"{"pushToken":"ABcd01"}"#).unwrap(), "abcd01");
+        let token = |body: &str| RegisterBody::parse(body.as_bytes()).map(|b| b.push_token.as_str().to_owned());
+        assert_eq!(token(r#"{"pushToken":"ABcd01","other":1}"#).unwrap(), "abcd01");
         for bad in [r#"{"pushToken":"zz"}"#, r#"{"pushToken":12}"#, r#"{}"#, r#"[1]"#] {
-            assert_eq!(push_token(bad.as_bytes()).unwrap_err().code(), "validation-failed", "{bad}");
+            assert_eq!(token(bad).unwrap_err().code(), "validation-failed", "{bad}");
         }
         let long = format!(r#"{{"pushToken":"{}"}}"#, "a".repeat(201));
-        assert!(push_token(long.as_bytes()).is_err());
-        assert_eq!(push_token(b"{nope").unwrap_err().code(), "invalid-json");
+        assert!(token(&long).is_err());
+        assert_eq!(token("{nope").unwrap_err().code(), "invalid-json");
     }
 
     #[test]

@@ -1,57 +1,137 @@
-//! The .pkpass ZIP, written with the `zip` crate: stored (uncompressed) entries only, since the PNGs are
-//! compressed already.
+//! The .pkpass ZIP: stored (uncompressed) entries only, since the PNGs are compressed already.
 //!
-//! The files that never change per member (images, strings) are written once per tier as a complete
-//! archive; a pass then appends pass.json, manifest.json and signature to a copy of it
-//! (`ZipWriter::new_append`), so the per-pass cost stays a copy and three small entries.
+//! The files that never change per member (images, strings) are laid out once per tier: their local
+//! entries, which start every pass of the tier, and their central directory records. A pass is then one
+//! copy of those entries, pass.json, manifest.json and signature behind them, the prepared records and
+//! the three new ones, and the end record. Written by hand because the format for stored entries is a
+//! few fixed headers, and appending with the zip crate (`ZipWriter::new_append`) re-read the copied
+//! archive's directory on every pass (BENCHMARKS.md); the zip crate reads them back in the tests.
 
-use std::io::{Cursor, Write};
+use zip::DateTime;
 
-use zip::write::SimpleFileOptions;
-use zip::{CompressionMethod, DateTime, ZipWriter};
+const LOCAL_SIGNATURE: u32 = 0x0403_4b50;
+const LOCAL_LEN: usize = 30;
+const CENTRAL_SIGNATURE: u32 = 0x0201_4b50;
+const CENTRAL_LEN: usize = 46;
+const END_SIGNATURE: u32 = 0x0605_4b50;
+const END_LEN: usize = 22;
+/// 1.0: stored entries need nothing newer.
+const VERSION_NEEDED: u16 = 10;
+/// Made on Unix (3, so the permissions below are read), format 2.0.
+const VERSION_MADE_BY: u16 = (3 << 8) | 20;
+/// General-purpose flag bit 11: the name is UTF-8.
+const FLAG_UTF8: u16 = 1 << 11;
+/// A regular file, rw-r--r--, in the high half of the external attributes.
+const UNIX_FILE_0644: u32 = 0o100_644 << 16;
 
-/// A tier's static files as a ready archive, the start of every pass of that tier.
+/// The archive would need ZIP64 (over 4 GiB or 65,535 entries), which a pass never does.
+#[derive(Debug, thiserror::Error)]
+#[error("the archive is too large for a ZIP without ZIP64")]
+pub struct TooLarge;
+
+/// A tier's static files, laid out once: the start of every pass of that tier.
 #[derive(Clone, Default)]
 pub struct StaticArchive {
-    bytes: Vec<u8>,
+    /// Local headers and data, from offset 0.
+    entries: Vec<u8>,
+    /// Their central directory records.
+    directory: Vec<u8>,
+    count: u16,
 }
 
 impl StaticArchive {
-    pub fn new(files: &[(String, Vec<u8>)], modified_at: i64) -> zip::result::ZipResult<StaticArchive> {
-        let mut writer = ZipWriter::new(Cursor::new(Vec::new()));
-        let options = stored(modified_at);
+    pub fn new(files: &[(String, Vec<u8>)], modified_at: i64) -> Result<StaticArchive, TooLarge> {
+        let mut archive = StaticArchive::default();
+        let date = zip_time(modified_at);
         for (name, data) in files {
-            writer.start_file(name.as_str(), options)?;
-            writer.write_all(data)?;
+            let entry = Entry::new(name, data, archive.entries.len())?;
+            entry.write_local(&mut archive.entries, data, date);
+            entry.write_central(&mut archive.directory, date);
+            archive.count = archive.count.checked_add(1).ok_or(TooLarge)?;
         }
-        Ok(StaticArchive { bytes: writer.finish()?.into_inner() })
+        Ok(archive)
     }
 }
 
-/// Stored entries, rw-r--r--, dated `unix` (UTC; ZIP dates have two-second resolution).
-fn stored(unix: i64) -> SimpleFileOptions {
-    SimpleFileOptions::default()
-        .compression_method(CompressionMethod::Stored)
-        .unix_permissions(0o644)
-        .last_modified_time(zip_time(unix))
+/// One stored entry's facts, as both of its headers give them.
+struct Entry<'a> {
+    name: &'a str,
+    crc32: u32,
+    size: u32,
+    offset: u32,
+}
+
+impl<'a> Entry<'a> {
+    fn new(name: &'a str, data: &[u8], offset: usize) -> Result<Entry<'a>, TooLarge> {
+        let size = u32::try_from(data.len()).map_err(|_| TooLarge)?;
+        let offset = u32::try_from(offset).map_err(|_| TooLarge)?;
+        u16::try_from(name.len()).map_err(|_| TooLarge)?;
+        Ok(Entry { name, crc32: crc32fast::hash(data), size, offset })
+    }
+
+    fn flags(&self) -> u16 {
+        if self.name.is_ascii() { 0 } else { FLAG_UTF8 }
+    }
+
+    /// The fields both headers share, from "version needed" to the name's length.
+    fn common(&self, out: &mut Vec<u8>, date: DateTime) {
+        for half in [VERSION_NEEDED, self.flags(), 0 /* stored */, date.timepart(), date.datepart()] {
+            out.extend_from_slice(&half.to_le_bytes());
+        }
+        for word in [self.crc32, self.size, self.size] {
+            out.extend_from_slice(&word.to_le_bytes());
+        }
+        out.extend_from_slice(&(self.name.len() as u16).to_le_bytes());
+    }
+
+    fn write_local(&self, out: &mut Vec<u8>, data: &[u8], date: DateTime) {
+        out.extend_from_slice(&LOCAL_SIGNATURE.to_le_bytes());
+        self.common(out, date);
+        out.extend_from_slice(&0u16.to_le_bytes()); // extra field length
+        out.extend_from_slice(self.name.as_bytes());
+        out.extend_from_slice(data);
+    }
+
+    fn write_central(&self, out: &mut Vec<u8>, date: DateTime) {
+        out.extend_from_slice(&CENTRAL_SIGNATURE.to_le_bytes());
+        out.extend_from_slice(&VERSION_MADE_BY.to_le_bytes());
+        self.common(out, date);
+        // Extra field and comment lengths, disk number, internal attributes.
+        out.extend_from_slice(&[0; 8]);
+        out.extend_from_slice(&UNIX_FILE_0644.to_le_bytes());
+        out.extend_from_slice(&self.offset.to_le_bytes());
+        out.extend_from_slice(self.name.as_bytes());
+    }
 }
 
 /// Builds one archive: the static entries, then `extra` files, then the central directory.
-pub fn write_archive(
-    statics: &StaticArchive,
-    extra: &[(&str, &[u8])],
-    modified_at: i64,
-) -> zip::result::ZipResult<Vec<u8>> {
-    let extra_len: usize = extra.iter().map(|(name, data)| 2 * (46 + name.len()) + data.len()).sum();
-    let mut buffer = Vec::with_capacity(statics.bytes.len() + extra_len + 512);
-    buffer.extend_from_slice(&statics.bytes);
-    let mut writer = ZipWriter::new_append(Cursor::new(buffer))?;
-    let options = stored(modified_at);
+pub fn write_archive(statics: &StaticArchive, extra: &[(&str, &[u8])], modified_at: i64) -> Result<Vec<u8>, TooLarge> {
+    let extra_len: usize = extra.iter().map(|(name, data)| LOCAL_LEN + CENTRAL_LEN + 2 * name.len() + data.len()).sum();
+    let mut out = Vec::with_capacity(statics.entries.len() + statics.directory.len() + extra_len + END_LEN);
+    out.extend_from_slice(&statics.entries);
+    let date = zip_time(modified_at);
+    let mut written = Vec::with_capacity(extra.len());
     for (name, data) in extra {
-        writer.start_file(*name, options)?;
-        writer.write_all(data)?;
+        let entry = Entry::new(name, data, out.len())?;
+        entry.write_local(&mut out, data, date);
+        written.push(entry);
     }
-    Ok(writer.finish()?.into_inner())
+    let directory_at = u32::try_from(out.len()).map_err(|_| TooLarge)?;
+    out.extend_from_slice(&statics.directory);
+    for entry in &written {
+        entry.write_central(&mut out, date);
+    }
+    let count = u16::try_from(written.len()).ok().and_then(|n| statics.count.checked_add(n)).ok_or(TooLarge)?;
+    let directory_len = u32::try_from(out.len()).map_err(|_| TooLarge)? - directory_at;
+    out.extend_from_slice(&END_SIGNATURE.to_le_bytes());
+    // This disk and the directory's disk, then the entries on this disk and in all.
+    for half in [0, 0, count, count] {
+        out.extend_from_slice(&u16::to_le_bytes(half));
+    }
+    out.extend_from_slice(&directory_len.to_le_bytes());
+    out.extend_from_slice(&directory_at.to_le_bytes());
+    out.extend_from_slice(&0u16.to_le_bytes()); // comment length
+    Ok(out)
 }
 
 /// The ZIP date of a unix time, clamped to what the format holds (1980 to 2107).
@@ -65,6 +145,7 @@ fn zip_time(unix: i64) -> DateTime {
 mod tests {
     use super::*;
     use std::io::Read;
+    use zip::CompressionMethod;
 
     #[test]
     fn archives_read_back_with_stored_entries_and_dates() {

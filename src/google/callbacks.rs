@@ -1,10 +1,12 @@
 //! `POST /google/callbacks`: Google's save and delete callbacks (the class's `callbackOptions.url`).
-//! Verified (ECv2SigningOnly, for this issuer), unexpired, for one of this program's objects, and new
-//! (nonce), the callback records `saved` on the member; anything else is a 4xx and records nothing.
+//! Parsed whole first (a malformed or unsigned callback is refused before any key is fetched), then
+//! verified (ECv2SigningOnly, for this issuer), unexpired, for one of this program's objects, and new
+//! (nonce), the callback records `saved` on the member; anything else is a 4xx and records nothing. Only
+//! a well-formed callback waits on Google's root keys: 503 with Retry-After while they cannot be had.
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use super::ecv2::{CallbackError, CallbackEvent, verify_callback};
+use super::ecv2::{CallbackError, CallbackEvent, SignedCallback};
 use super::pass::member_of_object;
 use crate::app::AppState;
 use crate::app::extract::{parse_json, read_json_body};
@@ -43,24 +45,26 @@ pub async fn callback(
     };
     let body = read_json_body(&req, &mut payload, BODY_LIMIT).await?;
     parse_json(&body)?;
+    let refuse = |e: CallbackError| {
+        state.metrics.google_callback("refused");
+        tracing::warn!(reason = %e, "refused a Google callback");
+        refused(&e)
+    };
+    let callback = SignedCallback::parse(&body).map_err(refuse)?;
     let now_ms = crate::time_fmt::now_unix_ms();
     let roots = wallet.root_keys.get(false).await.map_err(|e| {
         tracing::error!(error = %e, "Google's root keys cannot be had; callbacks are refused until they can");
         ApiError::Unavailable("Google's signing keys cannot be fetched right now; Google retries".into())
     })?;
-    let verified = match verify_callback(&body, &roots, &wallet.issuer_id, now_ms) {
+    let verified = match callback.verify(&roots, &wallet.issuer_id, now_ms) {
         Err(CallbackError::BadIntermediateSignature) => {
             // Perhaps Google rotated its keys since we fetched them.
             let fresh = wallet.root_keys.get(true).await.unwrap_or(roots);
-            verify_callback(&body, &fresh, &wallet.issuer_id, now_ms)
+            callback.verify(&fresh, &wallet.issuer_id, now_ms)
         }
         other => other,
     };
-    let message = verified.map_err(|e| {
-        state.metrics.google_callback("refused");
-        tracing::warn!(reason = %e, "refused a Google callback");
-        refused(&e)
-    })?;
+    let message = verified.map_err(refuse)?;
     let program = &state.settings.program;
     let member = member_of_object(&wallet.issuer_id, program, &message.object_id)
         .filter(|_| message.class_id == wallet.class_id)

@@ -1,6 +1,7 @@
 //! Google's OAuth token endpoint and the Wallet Objects REST API, over HTTP. Knows no database: the
 //! worker decides what to send and the store records what came back.
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -112,19 +113,26 @@ fn oauth_reason(body: &[u8]) -> String {
 }
 
 /// What one REST call came to.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Answer {
     Ok(Value),
     NotFound,
     Conflict,
     /// 403: the service account may not act for this issuer (or a quota is exhausted).
     Forbidden(String),
-    /// 429 or 5xx: try again later.
-    Busy(u16),
+    /// 429 or 5xx: try again later (after the Retry-After, when Google gave one).
+    Busy(u16, Option<Duration>),
     /// Another 4xx: our request is wrong, retrying cannot help.
     Rejected(u16, String),
     /// No answer (connection, timeout) or no token.
     Unreachable(String),
+}
+
+/// Turns of a request rate: every REST request waits for one before it is sent.
+pub trait Permits: Send + Sync {
+    /// Waits for one request's turn; an error (in words) when the rate cannot be consulted, and then the
+    /// request is not sent.
+    fn take(&self) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>>;
 }
 
 /// The Wallet Objects REST API of one issuer.
@@ -132,6 +140,7 @@ pub struct WalletApi {
     base: String,
     http: reqwest::Client,
     pub tokens: TokenSource,
+    permits: Arc<dyn Permits>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -150,13 +159,13 @@ impl Kind {
 }
 
 impl WalletApi {
-    pub fn new(base: &str, account: ServiceAccount) -> WalletApi {
+    pub fn new(base: &str, account: ServiceAccount, permits: Arc<dyn Permits>) -> WalletApi {
         let http = reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
             .pool_max_idle_per_host(64)
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
-        WalletApi { base: base.to_string(), tokens: TokenSource::new(account, http.clone()), http }
+        WalletApi { base: base.to_string(), tokens: TokenSource::new(account, http.clone()), http, permits }
     }
 
     pub async fn insert(&self, kind: Kind, body: &Value) -> Answer {
@@ -177,9 +186,13 @@ impl WalletApi {
         format!("{}/walletobjects/v1/{}/{id}", self.base, kind.path())
     }
 
-    /// One call with the cached token; a 401 refreshes the token once and tries again.
+    /// One call with the cached token, in its turn of the rate; a 401 refreshes the token once and tries
+    /// again (in another turn).
     async fn call(&self, method: reqwest::Method, url: &str, body: Option<&Value>) -> Answer {
         for attempt in 0..2 {
+            if let Err(e) = self.permits.take().await {
+                return Answer::Unreachable(e);
+            }
             let token = match self.tokens.token().await {
                 Ok(t) => t,
                 Err(e) => return Answer::Unreachable(format!("{:#}", anyhow::Error::new(e))),
@@ -190,25 +203,34 @@ impl WalletApi {
             }
             let response = match request.send().await {
                 Ok(r) => r,
-                Err(e) => return Answer::Unreachable(format!("{}: {}", redact_query(url), e.without_url())),
+                Err(e) => {
+                    return Answer::Unreachable(format!("{}: {}", crate::urls::without_query(url), e.without_url()));
+                }
             };
             let status = response.status().as_u16();
             if status == 401 && attempt == 0 {
                 self.tokens.invalidate(&token).await;
                 continue;
             }
+            let retry_after = response.headers().get(reqwest::header::RETRY_AFTER).and_then(retry_after);
             let bytes = response.bytes().await.unwrap_or_default();
-            return classify(status, &bytes);
+            return classify(status, &bytes, retry_after);
         }
         Answer::Unreachable("Google refused a freshly issued token (401)".into())
     }
 }
 
-fn redact_query(url: &str) -> &str {
-    url.split('?').next().unwrap_or(url)
+/// A Retry-After header: delay seconds, or an HTTP date.
+fn retry_after(value: &reqwest::header::HeaderValue) -> Option<Duration> {
+    let text = value.to_str().ok()?.trim();
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(text).ok()?;
+    Some(at.duration_since(std::time::SystemTime::now()).unwrap_or(Duration::ZERO))
 }
 
-fn classify(status: u16, body: &[u8]) -> Answer {
+fn classify(status: u16, body: &[u8], retry_after: Option<Duration>) -> Answer {
     let message = || {
         let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
         v["error"]["message"].as_str().unwrap_or("no message").chars().take(300).collect::<String>()
@@ -218,8 +240,25 @@ fn classify(status: u16, body: &[u8]) -> Answer {
         404 => Answer::NotFound,
         409 => Answer::Conflict,
         403 => Answer::Forbidden(message()),
-        429 | 500..=599 => Answer::Busy(status),
+        429 | 500..=599 => Answer::Busy(status, retry_after),
         401 => Answer::Unreachable("Google refused a freshly issued token (401)".into()),
         _ => Answer::Rejected(status, message()),
+    }
+}
+
+#[cfg(test)]
+mod answer_tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_is_read_as_seconds_or_a_date() {
+        let header = |v: &str| reqwest::header::HeaderValue::from_str(v).unwrap();
+        assert_eq!(retry_after(&header("30")), Some(Duration::from_secs(30)));
+        let later = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(120));
+        let parsed = retry_after(&header(&later)).unwrap();
+        assert!((Duration::from_secs(110)..=Duration::from_secs(120)).contains(&parsed), "{parsed:?}");
+        assert_eq!(retry_after(&header("soon")), None);
+        assert!(matches!(classify(503, b"", Some(Duration::from_secs(5))), Answer::Busy(503, Some(_))));
+        assert!(matches!(classify(429, b"", None), Answer::Busy(429, None)));
     }
 }

@@ -135,62 +135,104 @@ struct Message {
     nonce: String,
 }
 
-/// Verifies a callback body for `recipient_id` (the issuer id) at `now_ms`, and returns its message. The caller
-/// still maps the ids to its own passes and de-duplicates on `nonce`.
-pub fn verify_callback(
+/// A callback parsed whole before any key is needed: the envelope's four fields, the intermediate signing
+/// key with its signatures, and the signed message with its event, all of the right shape. Only such a
+/// callback is worth fetching Google's root keys for; anything else is refused as it stands.
+pub struct SignedCallback {
+    signature: Vec<u8>,
+    signed_message: String,
+    intermediate: SignedIntermediate,
+    message: CallbackMessage,
+}
+
+/// `intermediateSigningKey`: the `signedKey` text as signed, its signatures and what it holds.
+struct SignedIntermediate {
+    signed_key: String,
+    signatures: Vec<Vec<u8>>,
+    key: PKey<Public>,
+    expiration_ms: i64,
+}
+
+impl SignedCallback {
+    /// Parses a callback body; no clock, no keys.
+    pub fn parse(body: &[u8]) -> Result<SignedCallback, CallbackError> {
+        let envelope: Envelope = serde_json::from_slice(body).map_err(json_error("body"))?;
+        let protocol = envelope.protocol_version.ok_or_else(|| malformed("no protocolVersion"))?;
+        if protocol != PROTOCOL {
+            return Err(CallbackError::UnsupportedProtocol(printable(&protocol)));
+        }
+        let intermediate = envelope.intermediate_signing_key.ok_or_else(|| malformed("no intermediateSigningKey"))?;
+        let signature = envelope.signature.ok_or_else(|| malformed("no signature"))?;
+        let signed_message = envelope.signed_message.ok_or_else(|| malformed("no signedMessage"))?;
+        let signature = STANDARD.decode(signature).map_err(|_| malformed("signature is not base64"))?;
+        let intermediate = SignedIntermediate::parse(intermediate)?;
+        let message = parse_message(&signed_message)?;
+        Ok(SignedCallback { signature, signed_message, intermediate, message })
+    }
+
+    /// Verifies the callback for `recipient_id` (the issuer id) at `now_ms` with Google's root keys, and
+    /// returns its message. The caller still maps the ids to its own passes and de-duplicates on `nonce`.
+    pub fn verify(&self, roots: &RootKeys, recipient_id: &str, now_ms: i64) -> Result<CallbackMessage, CallbackError> {
+        let key = self.intermediate.verify(roots, now_ms)?;
+        // Same order as Tink's getSignedBytes: sender, recipient, protocol, message.
+        let signed = length_value(&[SENDER_ID, recipient_id, PROTOCOL, &self.signed_message])?;
+        if !verifies(key, &self.signature, &signed) {
+            return Err(CallbackError::BadSignature);
+        }
+        if self.message.exp_time_millis <= now_ms {
+            return Err(CallbackError::Expired);
+        }
+        Ok(self.message.clone())
+    }
+}
+
+/// Parses and verifies a callback body in one step (see [`SignedCallback`]).
+#[cfg(test)]
+fn verify_callback(
     body: &[u8],
     roots: &RootKeys,
     recipient_id: &str,
     now_ms: i64,
 ) -> Result<CallbackMessage, CallbackError> {
-    let envelope: Envelope = serde_json::from_slice(body).map_err(json_error("body"))?;
-    let protocol = envelope.protocol_version.ok_or_else(|| malformed("no protocolVersion"))?;
-    if protocol != PROTOCOL {
-        return Err(CallbackError::UnsupportedProtocol(printable(&protocol)));
-    }
-    let intermediate = envelope.intermediate_signing_key.ok_or_else(|| malformed("no intermediateSigningKey"))?;
-    let signature = envelope.signature.ok_or_else(|| malformed("no signature"))?;
-    let signed_message = envelope.signed_message.ok_or_else(|| malformed("no signedMessage"))?;
-    let signature = STANDARD.decode(signature).map_err(|_| malformed("signature is not base64"))?;
-    let key = verify_intermediate(&intermediate, roots, now_ms)?;
-    // Same order as Tink's getSignedBytes: sender, recipient, protocol, message.
-    let signed = length_value(&[SENDER_ID, recipient_id, PROTOCOL, &signed_message])?;
-    if !verifies(&key, &signature, &signed) {
-        return Err(CallbackError::BadSignature);
-    }
-    parse_message(&signed_message, now_ms)
+    SignedCallback::parse(body)?.verify(roots, recipient_id, now_ms)
 }
 
-/// Checks `signedKey` against the unexpired root keys, then its expiry, and returns the intermediate key.
-fn verify_intermediate(im: &Intermediate, roots: &RootKeys, now_ms: i64) -> Result<PKey<Public>, CallbackError> {
-    if im.signatures.len() > MAX_SIGNATURES {
-        return Err(malformed("too many intermediate signatures"));
+impl SignedIntermediate {
+    fn parse(im: Intermediate) -> Result<SignedIntermediate, CallbackError> {
+        if im.signatures.len() > MAX_SIGNATURES {
+            return Err(malformed("too many intermediate signatures"));
+        }
+        let signatures = im.signatures.iter().map(|s| STANDARD.decode(s)).collect::<Result<Vec<_>, _>>();
+        let signatures = signatures.map_err(|_| malformed("an intermediate signature is not base64"))?;
+        let signed_key: SignedKey = serde_json::from_str(&im.signed_key).map_err(json_error("signedKey"))?;
+        let expiration_ms =
+            millis(&signed_key.key_expiration).ok_or_else(|| malformed("keyExpiration is not a number"))?;
+        let key = public_key(&signed_key.key_value)?;
+        Ok(SignedIntermediate { signed_key: im.signed_key, signatures, key, expiration_ms })
     }
-    let signatures = im.signatures.iter().map(|s| STANDARD.decode(s)).collect::<Result<Vec<_>, _>>();
-    let signatures = signatures.map_err(|_| malformed("an intermediate signature is not base64"))?;
-    let live: Vec<&PKey<Public>> = roots.keys.iter().filter(|(_, exp)| *exp > now_ms).map(|(k, _)| k).collect();
-    if live.is_empty() {
-        return Err(CallbackError::BadRootKeys("every root key has expired".to_owned()));
+
+    /// Checks `signedKey` against the unexpired root keys, then its expiry, and returns the intermediate key.
+    fn verify(&self, roots: &RootKeys, now_ms: i64) -> Result<&PKey<Public>, CallbackError> {
+        let live: Vec<&PKey<Public>> = roots.keys.iter().filter(|(_, exp)| *exp > now_ms).map(|(k, _)| k).collect();
+        if live.is_empty() {
+            return Err(CallbackError::BadRootKeys("every root key has expired".to_owned()));
+        }
+        // As Tink's SenderIntermediateCertFactory signs it: sender, protocol, signedKey, and no recipient.
+        let signed = length_value(&[SENDER_ID, PROTOCOL, &self.signed_key])?;
+        if !live.iter().any(|key| self.signatures.iter().any(|s| verifies(key, s, &signed))) {
+            return Err(CallbackError::BadIntermediateSignature);
+        }
+        if self.expiration_ms <= now_ms {
+            return Err(CallbackError::IntermediateExpired);
+        }
+        Ok(&self.key)
     }
-    // As Tink's SenderIntermediateCertFactory signs it: sender, protocol, signedKey, and no recipient.
-    let signed = length_value(&[SENDER_ID, PROTOCOL, &im.signed_key])?;
-    if !live.iter().any(|key| signatures.iter().any(|s| verifies(key, s, &signed))) {
-        return Err(CallbackError::BadIntermediateSignature);
-    }
-    let signed_key: SignedKey = serde_json::from_str(&im.signed_key).map_err(json_error("signedKey"))?;
-    let expiration = millis(&signed_key.key_expiration).ok_or_else(|| malformed("keyExpiration is not a number"))?;
-    if expiration <= now_ms {
-        return Err(CallbackError::IntermediateExpired);
-    }
-    public_key(&signed_key.key_value)
 }
 
-fn parse_message(signed_message: &str, now_ms: i64) -> Result<CallbackMessage, CallbackError> {
+/// The signed message's fields; its expiry is checked against the clock when verifying.
+fn parse_message(signed_message: &str) -> Result<CallbackMessage, CallbackError> {
     let m: Message = serde_json::from_str(signed_message).map_err(json_error("signedMessage"))?;
     let exp_time_millis = millis(&m.exp_time_millis).ok_or_else(|| malformed("expTimeMillis is not a number"))?;
-    if exp_time_millis <= now_ms {
-        return Err(CallbackError::Expired);
-    }
     if m.nonce.is_empty() {
         return Err(malformed("empty nonce"));
     }

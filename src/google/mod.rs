@@ -9,6 +9,7 @@ pub mod callbacks;
 pub mod client;
 pub mod ecv2;
 pub mod pass;
+pub mod rate;
 pub mod roots;
 pub mod sync;
 pub mod wallet;

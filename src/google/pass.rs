@@ -25,7 +25,7 @@ pub fn object_id(issuer_id: &str, program: &str, member_id: &str) -> String {
 /// The member id of one of this issuer's and program's object ids, if it is one.
 pub fn member_of_object<'a>(issuer_id: &str, program: &str, object_id: &'a str) -> Option<&'a str> {
     let rest = object_id.strip_prefix(issuer_id)?.strip_prefix('.')?.strip_prefix(program)?.strip_prefix('-')?;
-    crate::validate::validate_member_id(rest).ok().map(|_| rest)
+    rest.parse::<crate::domain::MemberId>().ok().map(|_| rest)
 }
 
 #[derive(Serialize)]
@@ -40,9 +40,9 @@ struct SaveClaims<'a> {
 
 /// The origin (`scheme://host[:port]`) of the public URL, for the JWT's `origins`.
 pub fn origin(public_url: &str) -> String {
-    match public_url.split_once("://") {
-        Some((scheme, rest)) => format!("{scheme}://{}", rest.split('/').next().unwrap_or("")),
-        None => public_url.to_string(),
+    match crate::urls::PublicUrl::parse(public_url) {
+        Ok(url) => url.origin(),
+        Err(_) => public_url.to_string(),
     }
 }
 

@@ -1,6 +1,7 @@
 //! What the worker sends for a member's object, decided from what Google last accepted: nothing (it is
 //! current), an insert (never inserted), or a PATCH with absolute values that asks for a phone
-//! notification only for a balance or tier change, and at most three times in 24 hours.
+//! notification only for a balance or tier change, and at most three times in 24 hours. When a refused
+//! update is tried again is the delivery engine's policy (`delivery::policy`).
 
 /// Google allows three notifying updates per pass per 24 hours.
 pub const NOTIFICATIONS_PER_DAY: usize = 3;
@@ -17,7 +18,7 @@ pub struct Current<'a> {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Send {
+pub enum Request {
     /// Google already has this state.
     Nothing,
     Insert,
@@ -26,7 +27,7 @@ pub enum Send {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Update {
-    pub send: Send,
+    pub send: Request,
     /// Ask Google to notify the phone (`notifyPreference: NOTIFY_ON_UPDATE`).
     pub notify: bool,
     /// `notified_at` to record once Google accepts the update.
@@ -36,10 +37,10 @@ pub struct Update {
 pub fn decide(current: Current<'_>, state: &ObjectState, now: i64) -> Update {
     let recent: Vec<i64> = state.notified_at.iter().copied().filter(|t| now - t < DAY_SECS).collect();
     if state.inserted && state.synced_tag == current.update_tag {
-        return Update { send: Send::Nothing, notify: false, notified_at: recent };
+        return Update { send: Request::Nothing, notify: false, notified_at: recent };
     }
     if !state.inserted {
-        return Update { send: Send::Insert, notify: false, notified_at: recent };
+        return Update { send: Request::Insert, notify: false, notified_at: recent };
     }
     let member_sees_it = state.synced_points.is_some_and(|p| p != current.points)
         || state.synced_tier.as_deref().is_some_and(|t| t != current.tier);
@@ -48,14 +49,7 @@ pub fn decide(current: Current<'_>, state: &ObjectState, now: i64) -> Update {
     if notify {
         notified_at.push(now);
     }
-    Update { send: Send::Patch, notify, notified_at }
-}
-
-/// Backoff for 429/5xx/unreachable: doubling from `base_ms`, capped at five minutes, with `jitter`
-/// (0.0..1.0, from the caller's randomness) spreading retries so instances do not retry in step.
-pub fn retry_delay_ms(attempts: i64, base_ms: i64, jitter: f64) -> i64 {
-    let exp = base_ms.saturating_mul(1_i64 << attempts.clamp(0, 20)).min(300_000);
-    exp / 2 + ((exp as f64 / 2.0) * jitter.clamp(0.0, 1.0)) as i64
+    Update { send: Request::Patch, notify, notified_at }
 }
 
 #[cfg(test)]
@@ -77,9 +71,9 @@ mod tests {
     fn a_current_object_gets_nothing_and_a_new_one_an_insert() {
         let now = 1_000_000;
         let current = Current { update_tag: 7, points: 10, tier: "gold" };
-        assert_eq!(decide(current, &synced(7, 10, "gold", vec![]), now).send, Send::Nothing);
+        assert_eq!(decide(current, &synced(7, 10, "gold", vec![]), now).send, Request::Nothing);
         let fresh = decide(current, &ObjectState::default(), now);
-        assert_eq!((fresh.send, fresh.notify), (Send::Insert, false));
+        assert_eq!((fresh.send, fresh.notify), (Request::Insert, false));
     }
 
     #[test]
@@ -89,7 +83,7 @@ mod tests {
         let mut notified = 0;
         for points in [20, 30, 40, 50] {
             let u = decide(Current { update_tag: state.synced_tag + 1, points, tier: "gold" }, &state, now);
-            assert_eq!(u.send, Send::Patch);
+            assert_eq!(u.send, Request::Patch);
             notified += u.notify as usize;
             state = synced(state.synced_tag + 1, points, "gold", u.notified_at);
             now += 60;
@@ -104,18 +98,8 @@ mod tests {
     #[test]
     fn a_name_change_updates_silently() {
         let u = decide(Current { update_tag: 2, points: 10, tier: "gold" }, &synced(1, 10, "gold", vec![]), 5);
-        assert_eq!((u.send, u.notify), (Send::Patch, false));
+        assert_eq!((u.send, u.notify), (Request::Patch, false));
         let u = decide(Current { update_tag: 2, points: 10, tier: "platinum" }, &synced(1, 10, "gold", vec![]), 5);
         assert!(u.notify);
-    }
-
-    #[test]
-    fn backoff_grows_with_jitter_inside_bounds() {
-        for attempts in 0..30 {
-            let low = retry_delay_ms(attempts, 1000, 0.0);
-            let high = retry_delay_ms(attempts, 1000, 1.0);
-            assert!(low <= high && high <= 300_000 && low >= 500);
-        }
-        assert!(retry_delay_ms(3, 1000, 0.5) > retry_delay_ms(1, 1000, 0.5));
     }
 }

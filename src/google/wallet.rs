@@ -3,8 +3,8 @@
 //! sends one object update for the worker, all under the request rate shared by every instance.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tokio::sync::Mutex;
@@ -12,20 +12,28 @@ use tokio::sync::Mutex;
 use super::account::ServiceAccount;
 use super::client::{Answer, Kind, WalletApi};
 use super::pass;
-use super::sync::{Current, ObjectState, Send, decide, retry_delay_ms};
-use crate::metrics::Metrics;
+use super::rate::SharedRate;
+use super::sync::{ObjectState, Request, Update};
+use crate::metrics::{ChannelMetrics, GOOGLE_OBJECTS, Metrics};
 use crate::model::MemberRecord;
-use crate::store::{GoogleOutcome, Store};
+use crate::store::Store;
 use crate::templates::google::{ClassContext, ObjectContext};
 use crate::templates::{MemberFields, Program, TemplateError};
 
-/// The rate limit's name in the database.
-const RATE: &str = "google_rest";
 /// The link path inserts the object itself only if the shared rate lets it send within this long.
-const LINK_WAIT_US: i64 = 1_000_000;
+const LINK_WAIT: Duration = Duration::from_secs(1);
 const LINK_DEADLINE: Duration = Duration::from_secs(3);
-/// While Google refuses the service account (403), one probe this often.
-pub const FORBIDDEN_PROBE_MS: i64 = 60_000;
+/// A failed class upsert is not tried again for this long (the round's other jobs fail with it).
+const CLASS_RETRY: Duration = Duration::from_secs(5);
+
+/// Why an object update did not reach Google.
+#[derive(Debug)]
+pub enum SyncError {
+    /// Google's answer (or none) to the last request made.
+    Google(Answer),
+    /// The object could not be rendered from the templates.
+    Template(TemplateError),
+}
 
 pub struct GoogleWallet {
     pub issuer_id: String,
@@ -35,12 +43,17 @@ pub struct GoogleWallet {
     program: Arc<Program>,
     public_url: String,
     class: Value,
-    /// Set once the class is upserted; a lock so concurrent first callers share one upsert.
-    class_ready: Mutex<bool>,
-    /// µs of the shared rate one request costs, and the burst allowed (one second's worth).
-    cost_us: i64,
+    /// Set once the class is upserted.
+    class_ready: AtomicBool,
+    /// Held while the class is upserted, so concurrent first callers share one upsert; holds the last
+    /// failure for a few seconds, so the jobs of a round fail fast with it instead of each trying again.
+    class_upsert: Mutex<Option<(Instant, Answer)>>,
+    /// The deployment's REST rate; every request of `api` waits for its turn.
+    pub rate: Arc<SharedRate>,
     store: Store,
     metrics: Arc<Metrics>,
+    /// The object channel's series: its forbidden state says whether Google refuses us.
+    channel: Arc<ChannelMetrics>,
     /// Google's root keys for verifying callbacks.
     pub root_keys: super::roots::RootKeyCache,
 }
@@ -72,33 +85,37 @@ impl GoogleWallet {
             logo_url: &image_url(public_url, None, "logo@3x.png"),
             callback_url: &format!("{public_url}/google/callbacks"),
         })?;
+        let rate = Arc::new(SharedRate::new(store.clone(), rate));
         Ok(GoogleWallet {
             issuer_id: issuer_id.to_string(),
             class_id,
-            api: WalletApi::new(api_url, account.clone()),
+            api: WalletApi::new(api_url, account.clone(), rate.clone()),
             account,
             program,
             public_url: public_url.to_string(),
             class,
-            class_ready: Mutex::new(false),
-            cost_us: (1_000_000.0 / rate).ceil().max(1.0) as i64,
+            class_ready: AtomicBool::new(false),
+            class_upsert: Mutex::new(None),
+            rate,
             store,
+            channel: metrics.channel(GOOGLE_OBJECTS),
             metrics,
             root_keys: super::roots::RootKeyCache::new(root_keys),
         })
     }
 
-    /// Requests per worker round: one second of the rate (at least 1, at most 200).
+    /// Objects per worker round: one second of the rate (at least 1, at most 200).
     pub fn batch(&self) -> i64 {
-        (1_000_000 / self.cost_us).clamp(1, 200)
+        self.rate.per_second().clamp(1, 200)
     }
 
     pub fn object_id(&self, member_id: &str) -> String {
         pass::object_id(&self.issuer_id, &self.program.name, member_id)
     }
 
+    /// Whether Google refuses the service account (403) right now.
     pub fn forbidden(&self) -> bool {
-        self.metrics.google_forbidden.load(Ordering::Relaxed) == 1
+        self.channel.is_forbidden()
     }
 
     pub fn object_json(&self, member: &MemberRecord) -> Result<Value, TemplateError> {
@@ -122,26 +139,20 @@ impl GoogleWallet {
         })
     }
 
-    /// Reserves `n` requests' worth of the shared rate and waits for it; answers false without waiting
-    /// when the turn is more than `max_wait_us` away (the reservation is spent either way).
-    pub async fn take_rate(&self, n: i64, max_wait_us: i64) -> Result<bool, crate::store::StoreError> {
-        let start = self.store.reserve_rate(RATE, n * self.cost_us, 1_000_000).await?;
-        let wait = start - crate::time_fmt::now_unix_us();
-        if wait > max_wait_us {
-            return Ok(false);
-        }
-        if wait > 0 {
-            tokio::time::sleep(Duration::from_micros(wait as u64)).await;
-        }
-        Ok(true)
-    }
-
     /// Inserts the class, or patches it when it exists (so template changes reach it); once per process.
     /// Answers Google's refusal when it fails.
     pub async fn ensure_class(&self) -> Result<(), Answer> {
-        let mut ready = self.class_ready.lock().await;
-        if *ready {
+        if self.class_ready.load(Ordering::Acquire) {
             return Ok(());
+        }
+        let mut last_failure = self.class_upsert.lock().await;
+        if self.class_ready.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        if let Some((at, answer)) = last_failure.as_ref()
+            && at.elapsed() < CLASS_RETRY
+        {
+            return Err(answer.clone());
         }
         let answer = match self.api.insert(Kind::Class, &self.class).await {
             Answer::Conflict => self.api.patch(Kind::Class, &self.class_id, &self.class).await,
@@ -150,10 +161,14 @@ impl GoogleWallet {
         self.count(&answer);
         match answer {
             Answer::Ok(_) => {
-                *ready = true;
+                self.class_ready.store(true, Ordering::Release);
+                *last_failure = None;
                 Ok(())
             }
-            other => Err(other),
+            other => {
+                *last_failure = Some((Instant::now(), other.clone()));
+                Err(other)
+            }
         }
     }
 
@@ -163,7 +178,7 @@ impl GoogleWallet {
             Answer::NotFound => "not-found",
             Answer::Conflict => "conflict",
             Answer::Forbidden(_) => "forbidden",
-            Answer::Busy(_) => "busy",
+            Answer::Busy(..) => "busy",
             Answer::Rejected(..) => "rejected",
             Answer::Unreachable(_) => "unreachable",
         });
@@ -177,7 +192,7 @@ pub fn describe(answer: &Answer) -> String {
         Answer::NotFound => "404 not found".into(),
         Answer::Conflict => "409 already exists".into(),
         Answer::Forbidden(m) => format!("403 {m}"),
-        Answer::Busy(status) => format!("{status} (busy; retrying)"),
+        Answer::Busy(status, _) => format!("{status} (busy; retrying)"),
         Answer::Rejected(status, m) => format!("{status} {m}"),
         Answer::Unreachable(m) => m.clone(),
     }
@@ -200,47 +215,45 @@ impl GoogleWallet {
             return (link, state);
         }
         let Ok(object) = self.object_json(member) else { return (None, state) };
-        let class_ready = *self.class_ready.lock().await;
-        let class = (!class_ready).then_some(&self.class);
+        let class = (!self.class_ready.load(Ordering::Acquire)).then_some(&self.class);
         (pass::fat_link(&self.account, &self.public_url, &object, class, iat).ok().flatten(), state)
     }
 
     /// Inserts the member's object now, if Google is reachable and the shared rate allows it soon;
     /// answers the state recorded.
     async fn insert_now(&self, member: &MemberRecord, state: &ObjectState) -> Option<ObjectState> {
-        if self.forbidden() || !self.take_rate(1, LINK_WAIT_US).await.ok()? {
+        if self.forbidden() || !self.rate.prefill_within(LINK_WAIT).await.ok()? {
             return None;
         }
-        let outcome = self.send_insert(member, state, Vec::new(), 0, crate::time_fmt::now_unix_ms()).await;
-        let GoogleOutcome::Current(new_state) = outcome else { return None };
+        let new_state = self.send_insert(member, state, Vec::new()).await.ok()?;
         self.store.record_google_current(&member.program, &member.member_id, &new_state).await.ok()?;
         Some(new_state)
     }
 
-    /// One update for the worker: what to send for `member` given what Google has, and what came of it.
-    pub async fn sync(&self, member: &MemberRecord, state: &ObjectState, attempts: i64) -> GoogleOutcome {
-        let now_ms = crate::time_fmt::now_unix_ms();
-        let current = Current { update_tag: member.update_tag, points: member.points, tier: &member.tier };
-        let update = decide(current, state, now_ms / 1000);
+    /// Sends `update` (decided by `sync::decide` from `state`) for `member`; answers the state Google
+    /// then has.
+    pub async fn sync(
+        &self,
+        member: &MemberRecord,
+        state: &ObjectState,
+        update: Update,
+    ) -> Result<ObjectState, SyncError> {
         match update.send {
-            Send::Nothing => GoogleOutcome::Current(state.clone()),
-            Send::Insert => self.send_insert(member, state, update.notified_at, attempts, now_ms).await,
-            Send::Patch => {
-                let mut body = match self.object_json(member) {
-                    Ok(b) => b,
-                    Err(e) => return GoogleOutcome::Failed { reason: e.to_string() },
-                };
+            Request::Nothing => Ok(state.clone()),
+            Request::Insert => self.send_insert(member, state, update.notified_at).await,
+            Request::Patch => {
+                let mut body = self.object_json(member).map_err(SyncError::Template)?;
                 if update.notify {
                     body["notifyPreference"] = Value::from("NOTIFY_ON_UPDATE");
                 }
                 let answer = self.api.patch(Kind::Object, &self.object_id(&member.member_id), &body).await;
                 self.count(&answer);
-                if matches!(answer, Answer::NotFound) {
-                    // Google lost or never had it: insert, paying for the extra request.
-                    let _ = self.take_rate(1, i64::MAX).await;
-                    return self.send_insert(member, state, update.notified_at, attempts, now_ms).await;
+                match answer {
+                    Answer::Ok(_) => Ok(accepted(member, state, update.notified_at)),
+                    // Google lost or never had it: insert.
+                    Answer::NotFound => self.send_insert(member, state, update.notified_at).await,
+                    other => Err(SyncError::Google(other)),
                 }
-                self.outcome(answer, member, state, update.notified_at, attempts, now_ms)
             }
         }
     }
@@ -250,16 +263,9 @@ impl GoogleWallet {
         member: &MemberRecord,
         state: &ObjectState,
         notified_at: Vec<i64>,
-        attempts: i64,
-        now_ms: i64,
-    ) -> GoogleOutcome {
-        if let Err(refusal) = self.ensure_class().await {
-            return self.outcome(refusal, member, state, notified_at, attempts, now_ms);
-        }
-        let body = match self.object_json(member) {
-            Ok(b) => b,
-            Err(e) => return GoogleOutcome::Failed { reason: e.to_string() },
-        };
+    ) -> Result<ObjectState, SyncError> {
+        self.ensure_class().await.map_err(SyncError::Google)?;
+        let body = self.object_json(member).map_err(SyncError::Template)?;
         let mut answer = self.api.insert(Kind::Object, &body).await;
         self.count(&answer);
         if matches!(answer, Answer::Conflict) {
@@ -267,43 +273,21 @@ impl GoogleWallet {
             answer = self.api.patch(Kind::Object, &self.object_id(&member.member_id), &body).await;
             self.count(&answer);
         }
-        self.outcome(answer, member, state, notified_at, attempts, now_ms)
-    }
-
-    /// What a request's answer means for the job: current, forbidden, failed for good, or a retry.
-    fn outcome(
-        &self,
-        answer: Answer,
-        member: &MemberRecord,
-        state: &ObjectState,
-        notified_at: Vec<i64>,
-        attempts: i64,
-        now_ms: i64,
-    ) -> GoogleOutcome {
         match answer {
-            Answer::Ok(_) => GoogleOutcome::Current(ObjectState {
-                inserted: true,
-                synced_tag: member.update_tag,
-                synced_points: Some(member.points),
-                synced_tier: Some(member.tier.clone()),
-                notified_at,
-                saved: state.saved,
-            }),
-            Answer::Forbidden(m) => {
-                GoogleOutcome::Forbidden { reason: format!("403 {m}"), retry_at: now_ms + FORBIDDEN_PROBE_MS }
-            }
-            Answer::Rejected(status, m) => GoogleOutcome::Failed { reason: format!("{status} {m}") },
-            other => GoogleOutcome::Retry {
-                reason: describe(&other),
-                retry_at: now_ms + retry_delay_ms(attempts, 1000, random_fraction()),
-            },
+            Answer::Ok(_) => Ok(accepted(member, state, notified_at)),
+            other => Err(SyncError::Google(other)),
         }
     }
 }
 
-/// A fraction in [0, 1) from OpenSSL's generator, for jitter.
-fn random_fraction() -> f64 {
-    let mut b = [0u8; 2];
-    let _ = openssl::rand::rand_bytes(&mut b);
-    u16::from_le_bytes(b) as f64 / 65536.0
+/// The object's state once Google accepted the member's current one.
+fn accepted(member: &MemberRecord, state: &ObjectState, notified_at: Vec<i64>) -> ObjectState {
+    ObjectState {
+        inserted: true,
+        synced_tag: member.update_tag,
+        synced_points: Some(member.points),
+        synced_tier: Some(member.tier.clone()),
+        notified_at,
+        saved: state.saved,
+    }
 }

@@ -1,5 +1,6 @@
-//! `Application`: a bound, ready instance of the role the settings name: the HTTP server, the push
-//! worker (with, on PostgreSQL, the listener that wakes it), or both; and its graceful shutdown.
+//! `Application`: a bound, ready instance of the role the settings name: the HTTP server, the workers
+//! (a delivery engine per channel and the housekeeping, with, on PostgreSQL, the listener that wakes
+//! them), or both; and its graceful shutdown.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,8 +11,12 @@ use actix_web::{App, HttpServer, web};
 use super::{configure, not_found, observe, openapi};
 use crate::app::AppState;
 use crate::apple::SigningIdentity;
+use crate::delivery::apns::ApnsChannel;
+use crate::delivery::google_objects::GoogleObjectsChannel;
+use crate::delivery::{Engine, EngineSettings};
+use crate::housekeeping::Housekeeping;
+use crate::push::ApnsClient;
 use crate::push::apns::Credentials;
-use crate::push::{ApnsClient, GoogleWorker, PushWorker, WorkerSettings};
 use crate::settings::{ApnsAuth, Settings};
 
 /// The APNs client the settings describe, authenticated by the pass certificate or a .p8 token.
@@ -27,7 +32,7 @@ pub fn apns_client(settings: &Settings, identity: &SigningIdentity) -> anyhow::R
         }
     };
     Ok(ApnsClient::new(
-        &settings.apns_url,
+        settings.apns_url.as_str(),
         &identity.pass_type_id,
         identity,
         credentials,
@@ -42,9 +47,51 @@ pub struct Application {
     listener: Option<std::net::TcpListener>,
     state: AppState,
     /// None for an API-only instance.
-    worker: Option<PushWorker>,
-    /// None for an API-only instance, or without Google Wallet.
-    google_worker: Option<GoogleWorker>,
+    workers: Option<Workers>,
+}
+
+/// What the worker role runs: one delivery engine per channel, and the housekeeping.
+struct Workers {
+    apns: Engine<ApnsChannel>,
+    /// None without Google Wallet.
+    google_objects: Option<Engine<GoogleObjectsChannel>>,
+    housekeeping: Housekeeping,
+}
+
+impl Workers {
+    fn new(state: &AppState) -> anyhow::Result<Workers> {
+        let (store, settings) = (&state.store, &state.settings);
+        let engine = EngineSettings {
+            lease_ms: settings.push_lease_ms,
+            // With LISTEN/NOTIFY waking it, PostgreSQL's engine polls only as a fallback.
+            idle_poll_ms: if store.is_sqlite() { 1_000 } else { 5_000 },
+        };
+        let apns = Arc::new(apns_client(settings, state.passes.identity())?);
+        let apns = ApnsChannel::new(apns, store.clone(), settings.push_retry_base_ms);
+        let google_objects = state.google.as_ref().map(|wallet| {
+            let channel = GoogleObjectsChannel::new(wallet.clone(), store.clone());
+            Engine::new(Arc::new(channel), store.clone(), &state.metrics, engine)
+        });
+        Ok(Workers {
+            apns: Engine::new(Arc::new(apns), store.clone(), &state.metrics, engine),
+            google_objects,
+            housekeeping: Housekeeping {
+                store: store.clone(),
+                scan_retention_days: settings.scan_retention_days,
+                google: state.google.is_some(),
+            },
+        })
+    }
+
+    /// Starts every loop; they stop (finishing their rounds) when `stopped` turns true.
+    fn spawn(self, stopped: tokio::sync::watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<()>> {
+        let mut tasks =
+            vec![tokio::spawn(self.apns.run(stopped.clone())), tokio::spawn(self.housekeeping.run(stopped.clone()))];
+        if let Some(engine) = self.google_objects {
+            tasks.push(tokio::spawn(engine.run(stopped)));
+        }
+        tasks
+    }
 }
 
 impl Application {
@@ -68,30 +115,8 @@ impl Application {
 
     async fn start(settings: Settings, listener: Option<std::net::TcpListener>) -> anyhow::Result<Application> {
         let state = AppState::build(settings).await?;
-        let worker = if state.settings.role.runs_worker() {
-            let apns = apns_client(&state.settings, state.passes.identity())?;
-            let worker_settings = WorkerSettings {
-                retry_base_ms: state.settings.push_retry_base_ms,
-                lease_ms: state.settings.push_lease_ms,
-                // With LISTEN/NOTIFY waking it, PostgreSQL's worker polls only as a fallback.
-                idle_poll_ms: if state.store.is_sqlite() { 1_000 } else { 5_000 },
-                ..WorkerSettings::default()
-            };
-            Some(PushWorker::new(state.store.clone(), Arc::new(apns), state.metrics.clone(), worker_settings))
-        } else {
-            None
-        };
-        let google_worker = match (&state.google, state.settings.role.runs_worker()) {
-            (Some(wallet), true) => Some(GoogleWorker::new(
-                state.store.clone(),
-                wallet.clone(),
-                state.metrics.clone(),
-                state.settings.push_lease_ms,
-                if state.store.is_sqlite() { 1_000 } else { 5_000 },
-            )),
-            _ => None,
-        };
-        Ok(Application { listener, state, worker, google_worker })
+        let workers = state.settings.role.runs_worker().then(|| Workers::new(&state)).transpose()?;
+        Ok(Application { listener, state, workers })
     }
 
     /// The HTTP address; None for a worker-only instance.
@@ -109,10 +134,9 @@ impl Application {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let (stop_worker, stopped) = tokio::sync::watch::channel(false);
-        let listener_task = self.worker.as_ref().and_then(|_| self.state.store.spawn_outbox_listener());
-        let google_worker = self.google_worker.map(|w| tokio::spawn(w.run(stopped.clone())));
-        let worker = self.worker.map(|w| tokio::spawn(w.run(stopped)));
+        let (stop_workers, stopped) = tokio::sync::watch::channel(false);
+        let listener_task = self.workers.as_ref().and_then(|_| self.state.store.spawn_outbox_listener());
+        let workers = self.workers.map(|w| w.spawn(stopped)).unwrap_or_default();
         let served = match self.listener {
             Some(listener) => serve(&self.state, listener, shutdown).await,
             None => {
@@ -120,11 +144,8 @@ impl Application {
                 Ok(())
             }
         };
-        let _ = stop_worker.send(true);
-        if let Some(worker) = worker {
-            let _ = worker.await;
-        }
-        if let Some(worker) = google_worker {
+        let _ = stop_workers.send(true);
+        for worker in workers {
             let _ = worker.await;
         }
         if let Some(task) = listener_task {
@@ -142,7 +163,7 @@ async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let data = web::Data::new(state.clone());
-    let document = web::Data::new(openapi::Document::new(&state.settings.public_url));
+    let document = web::Data::new(openapi::Document::new(state.settings.public_url.as_str()));
     let prefix = state.settings.public_path().to_string();
     let server = HttpServer::new(move || {
         App::new()

@@ -29,7 +29,9 @@ use crate::{ledger, members, ops};
         crate::pages::google_image, crate::pages::google_tier_image, crate::google::callbacks::callback,
         ops::healthz, ops::metrics, openapi_json,
     ),
-    components(schemas(crate::openapi::ErrorBody, crate::openapi::ErrorDetail, crate::error::FieldError)),
+    // The domain types the paths' parameters name (request and answer bodies bring their own).
+    components(schemas(crate::openapi::ErrorBody, crate::openapi::ErrorDetail, crate::error::FieldError,
+        crate::domain::MemberId, crate::domain::DeviceLibraryId, crate::domain::SerialNumber)),
     modifiers(&Components),
     tags(
         (name = "admin", description = "Members, with `Authorization: Bearer <admin token>`"),

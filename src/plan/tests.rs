@@ -1,6 +1,9 @@
 //! The decision tables: each row is a situation, the plan it must produce, and the invariants every plan keeps.
 
+use serde_json::json;
+
 use super::*;
+use crate::domain::{Attributes, Context, FromJson, Points, Sequence, TierName};
 
 const NOW: i64 = 1_000_000;
 const IDENTITY: (&str, &str) = ("pass.example.loyalty", "TEAM123456");
@@ -66,16 +69,43 @@ fn modified_at(at: i64, m: MemberRecord) -> MemberRecord {
     MemberRecord { modified_at: at, ..m }
 }
 
-fn ev(id: &str, member_id: &str, sequence: i64, points: i64, tier: &str) -> LedgerEvent {
-    LedgerEvent { id: id.into(), member_id: member_id.into(), sequence, points, tier: tier.into(), name: None }
+const TIERS: &[&str] = &["silver", "gold", "platinum"];
+
+fn tier(name: &str) -> TierName {
+    TierName::parse(name, &TIERS).unwrap()
+}
+
+fn points(n: i64) -> Points {
+    Points::new(n).unwrap()
+}
+
+fn attributes(object: serde_json::Value) -> Attributes {
+    Attributes::from_json(&object, &Context { tiers: &TIERS }).unwrap()
+}
+
+fn ev(id: &str, member_id: &str, sequence: i64, balance: i64, tier_name: &str) -> LedgerEvent {
+    LedgerEvent {
+        id: id.parse().unwrap(),
+        member_id: member_id.parse().unwrap(),
+        sequence: Sequence::new(sequence).unwrap(),
+        points: points(balance),
+        tier: tier(tier_name),
+        name: None,
+    }
 }
 
 fn named(name: &str, e: LedgerEvent) -> LedgerEvent {
-    LedgerEvent { name: Some(name.into()), ..e }
+    LedgerEvent { name: Some(name.parse().unwrap()), ..e }
 }
 
-fn put(name: Option<&str>, tier: &str, points: i64) -> MemberChange {
-    MemberChange { name: name.map(Into::into), tier: tier.into(), points, locale: None, attributes: "{}".into() }
+fn put(name: Option<&str>, tier_name: &str, balance: i64) -> MemberChange {
+    MemberChange {
+        name: name.map(|n| n.parse().unwrap()),
+        tier: tier(tier_name),
+        points: points(balance),
+        locale: None,
+        attributes: Attributes::default(),
+    }
 }
 
 fn at(t: i64) -> String {
@@ -402,7 +432,7 @@ fn ledger_batches_decide_as_the_table_says() {
             fresh_event_ids: case
                 .events
                 .iter()
-                .map(|e| e.id.clone())
+                .map(|e| e.id.as_str().to_owned())
                 .filter(|id| !case.seen_before.contains(&id.as_str()))
                 .collect(),
             members: case.members.iter().map(|m| (m.member_id.clone(), m.clone())).collect(),
@@ -438,8 +468,11 @@ fn admin_cases() -> Vec<AdminCase> {
 fn upsert_cases() -> Vec<AdminCase> {
     let none: &[&str] = &[];
     let updated = Some(UpsertOutcome::Updated);
-    let thai =
-        MemberChange { locale: Some("th".into()), attributes: r#"{"city":"BKK"}"#.into(), ..put(None, "gold", 1) };
+    let thai = MemberChange {
+        locale: Some("th".parse().unwrap()),
+        attributes: attributes(json!({"city": "BKK"})),
+        ..put(None, "gold", 1)
+    };
     vec![
         AdminCase {
             name: "PUT of an unknown member creates it and its pass",
@@ -471,7 +504,7 @@ fn upsert_cases() -> Vec<AdminCase> {
         AdminCase {
             name: "a PUT removing the name, or changing locale and attributes, changes the pass",
             existing: Some(ann()),
-            action: Admin::Put(MemberChange { points: 100, ..thai }),
+            action: Admin::Put(MemberChange { points: points(100), ..thai }),
             outcome: updated,
             created: none,
             updated: &[r#"A gold 100 name=- seq=2 locale=th attributes={"city":"BKK"} modified=now"#],
@@ -529,7 +562,8 @@ fn admin_changes_decide_as_the_table_says() {
         let (plan, outcome) = match &case.action {
             Admin::Put(change) => {
                 let ids = &mut CountingIds::default();
-                let (plan, outcome) = decide_upsert("prog", "A", change, existing, IDENTITY, NOW, ids);
+                let (plan, outcome) =
+                    decide_upsert("prog", &"A".parse().unwrap(), change, existing, IDENTITY, NOW, ids);
                 (plan, Some(outcome))
             }
             Admin::Retire => (decide_retire(existing.expect("retire needs a member"), NOW), None),

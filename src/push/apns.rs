@@ -96,15 +96,11 @@ impl ApnsClient {
         extra_ca: Option<&Path>,
         connections: usize,
     ) -> Result<ApnsClient, ApnsError> {
-        let rest = base_url.strip_prefix("https://").ok_or_else(|| ApnsError::NotHttps(base_url.to_string()))?;
-        let authority = rest.split('/').next().unwrap_or("").to_string();
-        let (host, port) = match authority.rsplit_once(':') {
-            Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => match p.parse::<u16>() {
-                Ok(port) => (h.trim_matches(['[', ']']).to_string(), port),
-                Err(_) => (authority.clone(), 443),
-            },
-            _ => (authority.clone(), 443),
-        };
+        let url = crate::urls::PublicUrl::parse(base_url)
+            .ok()
+            .filter(|u| u.is_https())
+            .ok_or_else(|| ApnsError::NotHttps(base_url.to_string()))?;
+        let (host, port, authority) = (url.host(), url.port(), url.authority());
         let config = ApnsError::Tls;
         let mut builder = SslConnector::builder(SslMethod::tls_client()).map_err(config)?;
         builder.set_alpn_protos(b"\x02h2").map_err(config)?;
@@ -200,9 +196,13 @@ impl ApnsClient {
         Ok(Some(token))
     }
 
-    /// Forgets the provider token (after ExpiredProviderToken), so the next push signs a new one.
-    pub fn renew_token(&self) {
-        *self.token.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    /// Forgets the provider token APNs called expired, so the next push signs a new one; a newer token,
+    /// made meanwhile for another push, is kept (APNs refuses more than one new token per 20 minutes).
+    fn forget_token(&self, expired: &str) {
+        let mut cached = self.token.lock().unwrap_or_else(|p| p.into_inner());
+        if cached.as_ref().is_some_and(|(token, _)| token == expired) {
+            *cached = None;
+        }
     }
 
     /// Sends the Wallet update push (`{}`, topic = pass type identifier) to one device token.
@@ -219,7 +219,8 @@ impl ApnsClient {
             .header("apns-topic", &self.topic)
             .header("apns-push-type", "alert")
             .header("content-type", "application/json");
-        if let Some(token) = self.provider_token(false)? {
+        let token = self.provider_token(false)?;
+        if let Some(token) = &token {
             request = request.header("authorization", format!("bearer {token}"));
         }
         let request = request.body(Full::new(Bytes::from_static(b"{}"))).map_err(ApnsError::Build)?;
@@ -231,6 +232,12 @@ impl ApnsClient {
         let reason = serde_json::from_slice::<serde_json::Value>(&body)
             .ok()
             .and_then(|v| v.get("reason").and_then(|r| r.as_str()).map(str::to_string));
+        if let Some(token) = &token
+            && status == 403
+            && reason.as_deref() == Some("ExpiredProviderToken")
+        {
+            self.forget_token(token);
+        }
         Ok(ApnsReply { status, reason })
     }
 }

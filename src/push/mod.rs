@@ -1,10 +1,6 @@
-//! Delivery: the APNs client (HTTP/2 over TLS) and the worker that drains the push outbox through it, and
-//! the Google worker that drains the object outbox through `google::wallet`.
+//! The APNs transport: an HTTP/2 client over TLS that knows no database; the delivery engine's APNs
+//! channel (`delivery::apns`) sends through it.
 
 pub mod apns;
-pub mod google;
-pub mod worker;
 
 pub use apns::{ApnsClient, ApnsReply};
-pub use google::GoogleWorker;
-pub use worker::{PushWorker, WorkerSettings};

@@ -3,41 +3,10 @@
 
 use sqlx::{Any, Row, Transaction};
 
-use super::jobs::GOOGLE_JOBS;
+use super::jobs::{Outbox, Outcome, RefusalChange, Settled, settle_jobs};
 use super::members::{MEMBER_COLUMNS, member_from_row};
 use super::{MemberRecord, Params, Store, StoreResult};
 use crate::model::ObjectState;
-
-/// A claimed object job.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GoogleJob {
-    pub program: String,
-    pub member_id: String,
-    pub attempts: i64,
-    /// Unix ms of the oldest change waiting.
-    pub enqueued_at: i64,
-}
-
-/// What became of one job.
-#[derive(Debug, Clone)]
-pub enum GoogleOutcome {
-    /// Google has the state of `state.synced_tag` (or had it already).
-    Current(ObjectState),
-    /// 429, 5xx, unreachable: again at `retry_at` (unix ms).
-    Retry { reason: String, retry_at: i64 },
-    /// 403: Google work stops until the credentials are fixed; the job waits.
-    Forbidden { reason: String, retry_at: i64 },
-    /// A 4xx that retrying cannot help (a template Google rejects): given up, recorded on the object.
-    Failed { reason: String },
-    /// The member is gone from the database (cannot happen while members are only retired).
-    Gone,
-}
-
-#[derive(Debug, Clone)]
-pub struct GoogleResult {
-    pub job: GoogleJob,
-    pub outcome: GoogleOutcome,
-}
 
 fn object_state_from(row: &sqlx::any::AnyRow, at: usize) -> Result<ObjectState, sqlx::Error> {
     let inserted_at: Option<i64> = row.try_get(at)?;
@@ -61,43 +30,6 @@ impl Store {
 
     pub(crate) fn google_outbox_enabled(&self) -> bool {
         self.google_outbox.load(std::sync::atomic::Ordering::Acquire)
-    }
-
-    /// Completes when object jobs may be waiting, or spuriously.
-    pub async fn google_outbox_changed(&self) {
-        self.google_signal.notified().await
-    }
-
-    /// Claims up to `limit` due object jobs, oldest change first, for `lease_ms` (see `claim_jobs`).
-    pub async fn claim_google_jobs(&self, limit: i64, lease_ms: i64) -> StoreResult<Vec<GoogleJob>> {
-        let rows = self.claim_jobs(&GOOGLE_JOBS, limit, lease_ms).await?;
-        let mut jobs = rows
-            .iter()
-            .map(|r| {
-                Ok(GoogleJob {
-                    program: r.try_get(0)?,
-                    member_id: r.try_get(1)?,
-                    attempts: r.try_get::<i64, _>(2)?,
-                    enqueued_at: r.try_get(3)?,
-                })
-            })
-            .collect::<Result<Vec<_>, sqlx::Error>>()?;
-        jobs.sort_by_key(|j| j.enqueued_at);
-        Ok(jobs)
-    }
-
-    /// Releases every object job lease (single-instance SQLite start-up: the previous process is gone).
-    pub async fn release_google_leases(&self) -> StoreResult<u64> {
-        self.release_job_leases(&GOOGLE_JOBS).await
-    }
-
-    /// Unix ms when the next object job falls due, if any waits.
-    pub async fn next_google_due(&self) -> StoreResult<Option<i64>> {
-        self.next_job_due(&GOOGLE_JOBS).await
-    }
-
-    pub async fn google_outbox_depth(&self) -> StoreResult<i64> {
-        self.job_count(&GOOGLE_JOBS).await
     }
 
     /// Members with what Google last accepted of their objects.
@@ -151,39 +83,41 @@ impl Store {
         Ok(())
     }
 
-    /// Settles a round of object jobs in one transaction.
-    pub async fn record_google_results(&self, results: &[GoogleResult]) -> StoreResult<()> {
-        if results.is_empty() {
+    /// Settles a round of object jobs in one transaction: the job rows, and on each object the state
+    /// Google accepted (`Some`) or the attempt's result.
+    /// `refusal` is the change to the `refusal_key` row ("Google refuses the service account") this
+    /// round makes.
+    pub async fn record_google_results(
+        &self,
+        round: &[Settled<Option<ObjectState>>],
+        refusal_key: &str,
+        refusal: &RefusalChange,
+    ) -> StoreResult<()> {
+        if round.is_empty() {
             return Ok(());
         }
-        super::retry_conflicts(|| self.try_record_google_results(results)).await
+        super::retry_conflicts(|| self.try_record_google_results(round, refusal_key, refusal)).await
     }
 
-    async fn try_record_google_results(&self, results: &[GoogleResult]) -> StoreResult<()> {
+    async fn try_record_google_results(
+        &self,
+        round: &[Settled<Option<ObjectState>>],
+        refusal_key: &str,
+        refusal: &RefusalChange,
+    ) -> StoreResult<()> {
         let mut tx = self.writer.begin().await?;
-        let now_ms = crate::time_fmt::now_unix_ms();
-        let mut sorted: Vec<&GoogleResult> = results.iter().collect();
-        sorted.sort_by(|a, b| (&a.job.program, &a.job.member_id).cmp(&(&b.job.program, &b.job.member_id)));
-        for r in sorted {
-            let (program, member) = (r.job.program.as_str(), r.job.member_id.as_str());
-            match &r.outcome {
-                GoogleOutcome::Current(state) => {
-                    upsert_object(&mut tx, program, member, state).await?;
-                    settle_done(&mut tx, program, member, now_ms).await?;
+        settle_jobs(&mut tx, self.sqlite, Outbox::GoogleObjects, round, refusal_key, refusal).await?;
+        let mut sorted: Vec<&Settled<Option<ObjectState>>> = round.iter().collect();
+        sorted.sort_by(|a, b| (&a.job.scope, &a.job.id).cmp(&(&b.job.scope, &b.job.id)));
+        for s in sorted {
+            let (program, member) = (s.job.scope.as_str(), s.job.id.as_str());
+            match (&s.effect, s.outcome) {
+                (Some(state), _) => upsert_object(&mut tx, program, member, state).await?,
+                // Nothing to note: Google had it already, or there is no member to note it on.
+                (None, Outcome::Delivered | Outcome::Gone(_)) => {}
+                (None, outcome) => {
+                    note_attempt(&mut tx, program, member, &format!("{}: {}", outcome.label(), s.reason)).await?
                 }
-                GoogleOutcome::Retry { reason, retry_at } => {
-                    note_attempt(&mut tx, program, member, &format!("retrying: {reason}")).await?;
-                    release(&mut tx, program, member, *retry_at, 1).await?;
-                }
-                GoogleOutcome::Forbidden { reason, retry_at } => {
-                    note_attempt(&mut tx, program, member, &format!("forbidden: {reason}")).await?;
-                    release(&mut tx, program, member, *retry_at, 0).await?;
-                }
-                GoogleOutcome::Failed { reason } => {
-                    note_attempt(&mut tx, program, member, &format!("failed: {reason}")).await?;
-                    settle_done(&mut tx, program, member, now_ms).await?;
-                }
-                GoogleOutcome::Gone => settle_done(&mut tx, program, member, now_ms).await?,
             }
         }
         tx.commit().await?;
@@ -304,44 +238,6 @@ async fn note_attempt(
     .bind(member_id)
     .bind(crate::time_fmt::now_unix())
     .bind(result)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-/// The job goes, unless a change arrived while it was in flight: then it stays, due now.
-async fn settle_done(
-    tx: &mut Transaction<'static, Any>,
-    program: &str,
-    member_id: &str,
-    now_ms: i64,
-) -> StoreResult<()> {
-    let deleted = sqlx::query("DELETE FROM google_jobs WHERE program = $1 AND member_id = $2 AND generation = 0")
-        .bind(program)
-        .bind(member_id)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
-    if deleted == 0 {
-        release(tx, program, member_id, now_ms, 0).await?;
-    }
-    Ok(())
-}
-
-async fn release(
-    tx: &mut Transaction<'static, Any>,
-    program: &str,
-    member_id: &str,
-    not_before: i64,
-    attempts: i64,
-) -> StoreResult<()> {
-    sqlx::query(
-        "UPDATE google_jobs SET lease_until = 0, not_before = $1, attempts = attempts + $2 WHERE program = $3 AND member_id = $4",
-    )
-    .bind(not_before)
-    .bind(attempts)
-    .bind(program)
-    .bind(member_id)
     .execute(&mut **tx)
     .await?;
     Ok(())

@@ -43,7 +43,7 @@ impl Store {
         let mut tx = self.writer.begin().await?;
         let fresh_event_ids = claim_event_ids(&mut tx, self.sqlite, events, now).await?;
         let named: BTreeSet<&str> =
-            events.iter().filter(|e| fresh_event_ids.contains(&e.id)).map(|e| e.member_id.as_str()).collect();
+            events.iter().filter(|e| fresh_event_ids.contains(e.id.as_str())).map(|e| e.member_id.as_str()).collect();
         let members = read_members(&mut tx, self.sqlite, program, &named).await?;
         let plan = decide(&Snapshot { now, fresh_event_ids, members });
         let written = write_plan(&mut tx, self.sqlite, self.google_outbox_enabled(), &plan).await?;
@@ -83,7 +83,8 @@ async fn claim_event_ids(
     sorted.sort_by(|a, b| a.id.cmp(&b.id));
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
     for e in sorted {
-        query = query.bind(e.id.clone()).bind(e.member_id.clone()).bind(e.sequence).bind(now);
+        query =
+            query.bind(e.id.as_str().to_owned()).bind(e.member_id.as_str().to_owned()).bind(e.sequence.get()).bind(now);
     }
     let rows = query.fetch_all(&mut **tx).await?;
     Ok(rows.iter().map(|r| r.try_get::<String, _>(0)).collect::<Result<_, _>>()?)

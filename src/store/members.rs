@@ -7,6 +7,7 @@ use sqlx::{Any, Row, Transaction};
 
 use super::write::write_plan;
 use super::{MemberRecord, Params, Store, StoreError, StoreResult};
+use crate::domain::MemberId;
 use crate::plan::Plan;
 
 pub(crate) const MEMBER_COLUMNS: &str = "m.program, m.member_id, m.public_id, m.name, m.tier, m.points, m.locale, m.attributes, \
@@ -127,7 +128,7 @@ impl Store {
     pub async fn apply_member_change<T>(
         &self,
         program: &str,
-        member_id: &str,
+        member_id: &MemberId,
         decide: impl Fn(Option<&MemberRecord>, i64) -> (Plan, T),
     ) -> StoreResult<(Option<MemberRecord>, T)> {
         super::retry_conflicts(|| self.try_member_change(program, member_id, &decide)).await
@@ -136,11 +137,12 @@ impl Store {
     async fn try_member_change<T>(
         &self,
         program: &str,
-        member_id: &str,
+        member_id: &MemberId,
         decide: &impl Fn(Option<&MemberRecord>, i64) -> (Plan, T),
     ) -> StoreResult<(Option<MemberRecord>, T)> {
         let now = crate::time_fmt::now_unix();
         let mut tx = self.writer.begin().await?;
+        let member_id = member_id.as_str();
         let mut existing = read_members(&mut tx, self.sqlite, program, &BTreeSet::from([member_id])).await?;
         let (plan, decision) = decide(existing.remove(member_id).as_ref(), now);
         let written = write_plan(&mut tx, self.sqlite, self.google_outbox_enabled(), &plan).await?;

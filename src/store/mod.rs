@@ -17,8 +17,8 @@ mod write;
 
 pub use crate::model::{EventStatus, LedgerEvent, MemberChange, MemberRecord, UpsertOutcome};
 pub use connect::DatabaseOptions;
-pub use google::{GoogleJob, GoogleOutcome, GoogleResult};
-pub use outbox::{PushJob, PushOutcome, PushResult};
+pub use jobs::{Job, JobAction, Outbox, Outcome, RefusalChange, Settled};
+pub use outbox::PushEffect;
 pub use registrations::{DeviceRecord, Registered};
 pub use scans::{ScanRecord, ScanRecorder, ScanTarget};
 
@@ -176,20 +176,40 @@ pub struct Store {
     sqlite: bool,
     /// For the PostgreSQL change listener's own connection.
     url: Arc<str>,
-    /// Bumped after every commit that changed a pass here; caches compare it to know they are fresh.
+    /// Bumped after every commit that changed a pass here (or, on SQLite, through another store on the same
+    /// file in this process); caches compare it to know they are fresh.
     generation: Arc<AtomicU64>,
-    /// Woken after a commit that may have written push jobs.
-    outbox_signal: Arc<Notify>,
+    /// Per outbox (`Outbox::index`), woken after a commit that may have written its jobs.
+    signals: Arc<[Notify; Outbox::ALL.len()]>,
     /// Whether changes write Google object jobs (set when Google Wallet is configured).
     google_outbox: Arc<AtomicBool>,
-    /// Woken after a commit that may have written Google object jobs.
-    google_signal: Arc<Notify>,
 }
 
 /// The embedded migrations (`migrations/<back end>/NNNN_name.sql`, checked in at compile time): the same
 /// schema for each back end, in its own dialect where the two differ.
 static SQLITE_MIGRATOR: Migrator = sqlx_macros::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATOR: Migrator = sqlx_macros::migrate!("migrations/postgres");
+
+/// The change generation of a SQLite file, one per file in this process: two stores opened on one file
+/// (instances in one process, as the tests run them) see each other's changes in their caches. Another
+/// process on the same file would not; a SQLite file has one owner.
+fn sqlite_generation(url: &str) -> Arc<AtomicU64> {
+    type Generations = std::collections::HashMap<std::path::PathBuf, std::sync::Weak<AtomicU64>>;
+    static GENERATIONS: std::sync::Mutex<Option<Generations>> = std::sync::Mutex::new(None);
+    let file = url.trim_start_matches("sqlite:").trim_start_matches("//");
+    let Ok(path) = std::fs::canonicalize(file.split('?').next().unwrap_or(file)) else {
+        return Arc::new(AtomicU64::new(0));
+    };
+    let mut generations = GENERATIONS.lock().unwrap_or_else(|p| p.into_inner());
+    let generations = generations.get_or_insert_with(Default::default);
+    generations.retain(|_, g| g.strong_count() > 0);
+    if let Some(shared) = generations.get(&path).and_then(std::sync::Weak::upgrade) {
+        return shared;
+    }
+    let generation = Arc::new(AtomicU64::new(0));
+    generations.insert(path, Arc::downgrade(&generation));
+    generation
+}
 
 impl Store {
     pub(crate) fn new(writer: AnyPool, reader: AnyPool, sqlite: bool, url: &str) -> Store {
@@ -198,10 +218,9 @@ impl Store {
             reader,
             sqlite,
             url: Arc::from(url),
-            generation: Arc::new(AtomicU64::new(0)),
-            outbox_signal: Arc::new(Notify::new()),
+            generation: if sqlite { sqlite_generation(url) } else { Arc::new(AtomicU64::new(0)) },
+            signals: Arc::new(std::array::from_fn(|_| Notify::new())),
             google_outbox: Arc::new(AtomicBool::new(false)),
-            google_signal: Arc::new(Notify::new()),
         }
     }
 
@@ -210,10 +229,10 @@ impl Store {
     pub(crate) fn changed(&self, written: write::Written) {
         self.generation.fetch_add(1, Ordering::Release);
         if written.pushes {
-            self.outbox_signal.notify_one();
+            self.wake(Outbox::Apns);
         }
         if written.google {
-            self.google_signal.notify_one();
+            self.wake(Outbox::GoogleObjects);
         }
     }
 
@@ -222,9 +241,14 @@ impl Store {
         self.generation.load(Ordering::Acquire)
     }
 
-    /// Completes when push jobs may be waiting (after a change), or spuriously.
-    pub async fn outbox_changed(&self) {
-        self.outbox_signal.notified().await
+    /// Wakes this instance's idle worker of `outbox`.
+    pub(crate) fn wake(&self, outbox: Outbox) {
+        self.signals[outbox.index()].notify_one();
+    }
+
+    /// Completes when jobs of `outbox` may be waiting (after a change), or spuriously.
+    pub async fn outbox_changed(&self, outbox: Outbox) {
+        self.signals[outbox.index()].notified().await
     }
 
     pub async fn migrate(&self) -> StoreResult<()> {

@@ -1,4 +1,4 @@
-//! Waking idle workers (APNs pushes, Google objects) when their work is committed: in-process on SQLite (one process owns the
+//! Waking idle delivery workers (one per outbox) when their work is committed: in-process on SQLite (one process owns the
 //! file), and across instances on PostgreSQL with LISTEN/NOTIFY (a NOTIFY in the transaction is delivered
 //! when it commits, so no worker wakes for work it cannot see yet).
 
@@ -6,25 +6,10 @@ use std::time::Duration;
 
 use sqlx::{Any, Transaction};
 
+use super::jobs::Outbox;
 use super::{Store, StoreResult};
 
 const CHANNEL: &str = "tessera_outbox";
-
-/// Which outbox an announcement is about (the NOTIFY payload), so only that worker wakes.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Outbox {
-    Apns,
-    Google,
-}
-
-impl Outbox {
-    fn payload(self) -> &'static str {
-        match self {
-            Outbox::Apns => "apns",
-            Outbox::Google => "google",
-        }
-    }
-}
 
 /// Announces, in the caller's transaction, that jobs are waiting in `outbox` (PostgreSQL only).
 pub(crate) async fn announce(tx: &mut Transaction<'static, Any>, sqlite: bool, outbox: Outbox) -> StoreResult<()> {
@@ -42,7 +27,7 @@ impl Store {
         if self.sqlite {
             return None;
         }
-        let (url, signal, google) = (self.url.to_string(), self.outbox_signal.clone(), self.google_signal.clone());
+        let (url, store) = (self.url.to_string(), self.clone());
         Some(tokio::spawn(async move {
             loop {
                 match sqlx::postgres::PgListener::connect(&url).await {
@@ -51,10 +36,8 @@ impl Store {
                             tracing::warn!(error = %e, "LISTEN failed; the push worker polls meanwhile");
                         } else {
                             while let Ok(note) = listener.recv().await {
-                                if note.payload() == Outbox::Google.payload() {
-                                    google.notify_one();
-                                } else {
-                                    signal.notify_one();
+                                for outbox in Outbox::ALL.into_iter().filter(|o| o.payload() == note.payload()) {
+                                    store.wake(outbox);
                                 }
                             }
                             tracing::warn!("the outbox listener lost its connection; reconnecting");
@@ -63,8 +46,7 @@ impl Store {
                     Err(e) => tracing::warn!(error = %e, "cannot connect the outbox listener; retrying"),
                 }
                 // Wake the workers once: changes made while we were away are found by their next claim.
-                signal.notify_one();
-                google.notify_one();
+                Outbox::ALL.into_iter().for_each(|outbox| store.wake(outbox));
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }))

@@ -1,71 +1,25 @@
-//! The push outbox: jobs written with the change they announce, claimed under a lease, settled in batches.
+//! The APNs outbox: push jobs written with the change they announce, and a round's results recorded
+//! (the job rows through `jobs`, the registrations' last push and the attempt history here); the
+//! service state rows ("APNs refuses our credentials").
 
 use std::collections::BTreeMap;
 
 use sqlx::{Any, Row, Transaction};
 
-use super::jobs::PUSH_JOBS;
+use super::jobs::{Outbox, Outcome, ROWS_PER_STATEMENT, RefusalChange, Settled, Tx, settle_jobs};
 use super::{Params, Store, StoreResult};
 
-/// How many attempts a push gets before it is given up (with backoff, a few hours of retries).
-pub const RETRY_BUDGET: i64 = 12;
 /// Attempts kept in `push_attempts`.
 const HISTORY_ROWS: i64 = 10_000;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PushJob {
-    pub pass_type_id: String,
-    pub push_token: String,
-    pub attempts: i64,
-    /// Unix milliseconds of the oldest change waiting.
-    pub enqueued_at: i64,
-}
-
-/// What became of one push.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PushOutcome {
-    Delivered,
-    /// 410, or 400 BadDeviceToken / DeviceTokenNotForTopic: the registration goes.
-    Unregistered {
-        status: u16,
-        reason: String,
-    },
-    /// 429, 5xx, timeouts, lost connections: try again at `retry_at` (unix ms) if the budget allows.
-    Retry {
-        status: Option<u16>,
-        reason: String,
-        retry_at: i64,
-    },
-    /// A 400 that is our fault (bad topic, payload): retrying cannot help.
-    Failed {
-        status: u16,
-        reason: String,
-    },
-    /// 403: our credentials are refused; the job waits until they are fixed.
-    Forbidden {
-        reason: String,
-        retry_at: i64,
-    },
-}
-
-impl PushOutcome {
-    pub fn label(&self) -> &'static str {
-        match self {
-            PushOutcome::Delivered => "delivered",
-            PushOutcome::Unregistered { .. } => "unregistered",
-            PushOutcome::Retry { .. } => "retrying",
-            PushOutcome::Failed { .. } => "failed",
-            PushOutcome::Forbidden { .. } => "forbidden",
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct PushResult {
-    pub job: PushJob,
-    pub outcome: PushOutcome,
-    /// Unix milliseconds of the attempt.
-    pub at: i64,
+/// What an APNs attempt changes beside its job row.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PushEffect {
+    #[default]
+    None,
+    /// APNs says the token is gone (410, or 400 BadDeviceToken / DeviceTokenNotForTopic): the
+    /// registrations holding it go, and its job with them.
+    Unregister,
 }
 
 /// Writes a push job for every token registered for `serial`, coalescing with a job already waiting. Rows
@@ -82,10 +36,14 @@ pub(crate) async fn enqueue_pushes(
     let now_ms = crate::time_fmt::now_unix_ms();
     let mut p = Params::new(sqlite);
     let (enqueued, due) = (p.next(), p.next());
+    // Byte order (`COLLATE "C"` on PostgreSQL, whose collation may order text otherwise; SQLite's default).
+    // GROUP BY, not DISTINCT: PostgreSQL refuses an ORDER BY expression missing from a DISTINCT select list.
+    let bytes = if sqlite { "" } else { " COLLATE \"C\"" };
     let sql = format!(
         "INSERT INTO push_jobs (pass_type_id, push_token, enqueued_at, generation, attempts, not_before, lease_until) \
-         SELECT DISTINCT pass_type_id, push_token, CAST({enqueued} AS BIGINT), 1, 0, CAST({due} AS BIGINT), 0 \
-         FROM registrations WHERE serial_number IN ({}) ORDER BY pass_type_id, push_token \
+         SELECT pass_type_id, push_token, CAST({enqueued} AS BIGINT), 1, 0, CAST({due} AS BIGINT), 0 \
+         FROM registrations WHERE serial_number IN ({}) GROUP BY pass_type_id, push_token \
+         ORDER BY pass_type_id{bytes}, push_token{bytes} \
          ON CONFLICT (pass_type_id, push_token) DO UPDATE SET generation = push_jobs.generation + 1",
         p.list(serials.len())
     );
@@ -97,53 +55,32 @@ pub(crate) async fn enqueue_pushes(
 }
 
 impl Store {
-    /// Claims up to `limit` due push jobs for `lease_ms` (see `claim_jobs`).
-    pub async fn claim_push_jobs(&self, limit: i64, lease_ms: i64) -> StoreResult<Vec<PushJob>> {
-        let rows = self.claim_jobs(&PUSH_JOBS, limit, lease_ms).await?;
-        rows.iter()
-            .map(|r| {
-                Ok(PushJob {
-                    pass_type_id: r.try_get(0)?,
-                    push_token: r.try_get(1)?,
-                    attempts: r.try_get::<i64, _>(2)?,
-                    enqueued_at: r.try_get(3)?,
-                })
-            })
-            .collect()
-    }
-
-    /// Unix milliseconds when the next push job falls due, if any is waiting.
-    pub async fn next_push_due(&self) -> StoreResult<Option<i64>> {
-        self.next_job_due(&PUSH_JOBS).await
-    }
-
-    pub async fn outbox_depth(&self) -> StoreResult<i64> {
-        self.job_count(&PUSH_JOBS).await
-    }
-
-    /// Releases every push lease (single-instance SQLite start-up: the previous process is gone).
-    pub async fn release_push_leases(&self) -> StoreResult<u64> {
-        self.release_job_leases(&PUSH_JOBS).await
-    }
-
-    /// Settles a round of attempts in one transaction, with a few set-based statements for the common
-    /// case (delivered) and one statement per job for the rest.
-    pub async fn record_push_results(&self, results: &[PushResult]) -> StoreResult<()> {
-        if results.is_empty() {
+    /// Settles a round of APNs attempts in one transaction: the job rows, each registration's last
+    /// attempt, the registrations APNs says are gone, and the bounded history.
+    /// `refusal` is the change to the `refusal_key` row ("APNs refuses our credentials") this round makes.
+    pub async fn record_push_results(
+        &self,
+        round: &[Settled<PushEffect>],
+        refusal_key: &str,
+        refusal: &RefusalChange,
+    ) -> StoreResult<()> {
+        if round.is_empty() {
             return Ok(());
         }
-        super::retry_conflicts(|| self.try_record_push_results(results)).await
+        super::retry_conflicts(|| self.try_record_push_results(round, refusal_key, refusal)).await
     }
 
-    async fn try_record_push_results(&self, results: &[PushResult]) -> StoreResult<()> {
+    async fn try_record_push_results(
+        &self,
+        round: &[Settled<PushEffect>],
+        refusal_key: &str,
+        refusal: &RefusalChange,
+    ) -> StoreResult<()> {
         let mut tx = self.writer.begin().await?;
-        if !self.sqlite {
-            lock_jobs_in_key_order(&mut tx, results).await?;
-        }
-        let labels = settle_undelivered(&mut tx, results).await?;
-        settle_delivered(&mut tx, self.sqlite, results).await?;
-        record_last_attempts(&mut tx, self.sqlite, results, &labels).await?;
-        record_history(&mut tx, self.sqlite, results, &labels).await?;
+        settle_jobs(&mut tx, self.sqlite, Outbox::Apns, round, refusal_key, refusal).await?;
+        unregister(&mut tx, round).await?;
+        record_last_attempts(&mut tx, self.sqlite, round).await?;
+        record_history(&mut tx, self.sqlite, round).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -181,141 +118,35 @@ impl Store {
 /// The newest attempt time (unix seconds) and the push tokens sharing one (pass type, result, reason).
 type LastAttempt<'a> = (i64, Vec<&'a str>);
 
-/// Rows per multi-row statement: well under SQLite's and PostgreSQL's limits on bound parameters.
-const ROWS_PER_STATEMENT: usize = 1000;
-
-fn status_of(outcome: &PushOutcome) -> Option<u16> {
-    match outcome {
-        PushOutcome::Delivered => Some(200),
-        PushOutcome::Unregistered { status, .. } | PushOutcome::Failed { status, .. } => Some(*status),
-        PushOutcome::Retry { status, .. } => *status,
-        PushOutcome::Forbidden { .. } => Some(403),
-    }
+fn reason_of(s: &Settled<PushEffect>) -> Option<&str> {
+    (s.outcome != Outcome::Delivered).then_some(s.reason.as_str())
 }
 
-fn reason_of(outcome: &PushOutcome) -> Option<&str> {
-    match outcome {
-        PushOutcome::Delivered => None,
-        PushOutcome::Unregistered { reason, .. }
-        | PushOutcome::Failed { reason, .. }
-        | PushOutcome::Retry { reason, .. }
-        | PushOutcome::Forbidden { reason, .. } => Some(reason),
+/// Registrations of tokens APNs says are gone, and their jobs whatever changed meanwhile.
+async fn unregister(tx: &mut Tx, round: &[Settled<PushEffect>]) -> StoreResult<()> {
+    for s in round.iter().filter(|s| s.effect == PushEffect::Unregister) {
+        sqlx::query("DELETE FROM registrations WHERE pass_type_id = $1 AND push_token = $2")
+            .bind(&s.job.scope)
+            .bind(&s.job.id)
+            .execute(&mut **tx)
+            .await?;
+        sqlx::query("DELETE FROM push_jobs WHERE pass_type_id = $1 AND push_token = $2 AND lease_until = $3")
+            .bind(&s.job.scope)
+            .bind(&s.job.id)
+            .bind(s.job.lease)
+            .execute(&mut **tx)
+            .await?;
     }
-}
-
-async fn delete_job(tx: &mut Transaction<'static, Any>, pt: &str, token: &str) -> StoreResult<()> {
-    sqlx::query("DELETE FROM push_jobs WHERE pass_type_id = $1 AND push_token = $2")
-        .bind(pt)
-        .bind(token)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
-}
-
-/// Makes a job claimable again at `not_before`, counting an attempt when `count` is given.
-async fn release(
-    tx: &mut Transaction<'static, Any>,
-    pt: &str,
-    token: &str,
-    not_before: i64,
-    count: Option<()>,
-) -> StoreResult<()> {
-    let sql = if count.is_some() {
-        "UPDATE push_jobs SET lease_until = 0, not_before = $1, attempts = attempts + 1 WHERE pass_type_id = $2 AND push_token = $3"
-    } else {
-        "UPDATE push_jobs SET lease_until = 0, not_before = $1 WHERE pass_type_id = $2 AND push_token = $3"
-    };
-    sqlx::query(sql).bind(not_before).bind(pt).bind(token).execute(&mut **tx).await?;
-    Ok(())
-}
-
-type Tx = Transaction<'static, Any>;
-
-/// Deletes, releases or gives up the jobs that were not delivered; answers each result's label.
-async fn settle_undelivered(tx: &mut Tx, results: &[PushResult]) -> StoreResult<Vec<&'static str>> {
-    let mut labels = Vec::with_capacity(results.len());
-    for r in results {
-        let (pt, token) = (&r.job.pass_type_id, &r.job.push_token);
-        let mut label = r.outcome.label();
-        match &r.outcome {
-            PushOutcome::Delivered => {}
-            PushOutcome::Unregistered { .. } => {
-                sqlx::query("DELETE FROM registrations WHERE pass_type_id = $1 AND push_token = $2")
-                    .bind(pt)
-                    .bind(token)
-                    .execute(&mut **tx)
-                    .await?;
-                delete_job(tx, pt, token).await?;
-            }
-            PushOutcome::Failed { .. } => delete_job(tx, pt, token).await?,
-            PushOutcome::Retry { retry_at, .. } => {
-                if r.job.attempts + 1 >= RETRY_BUDGET {
-                    label = "gave-up";
-                    delete_job(tx, pt, token).await?;
-                } else {
-                    release(tx, pt, token, *retry_at, Some(())).await?;
-                }
-            }
-            PushOutcome::Forbidden { retry_at, .. } => release(tx, pt, token, *retry_at, None).await?,
-        }
-        labels.push(label);
-    }
-
-    Ok(labels)
-}
-
-/// Delivered jobs go in a few statements.
-async fn settle_delivered(tx: &mut Tx, sqlite: bool, results: &[PushResult]) -> StoreResult<()> {
-    // Delivered jobs go, unless a change arrived while the push was in flight (its generation moved
-    // from the 0 set at claim): that row stays, due now, so the device hears of the change too.
-    let mut delivered: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for r in results.iter().filter(|r| r.outcome == PushOutcome::Delivered) {
-        delivered.entry(r.job.pass_type_id.as_str()).or_default().push(r.job.push_token.as_str());
-    }
-    let now = crate::time_fmt::now_unix_ms();
-    for (pt, tokens) in &delivered {
-        for chunk in tokens.chunks(ROWS_PER_STATEMENT) {
-            let mut p = Params::new(sqlite);
-            let pt_param = p.next();
-            let sql = format!(
-                "DELETE FROM push_jobs WHERE pass_type_id = {pt_param} AND push_token IN ({}) AND generation = 0",
-                p.list(chunk.len())
-            );
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(pt.to_string());
-            for token in chunk {
-                query = query.bind(token.to_string());
-            }
-            let deleted = query.execute(&mut **tx).await?.rows_affected();
-            if deleted < chunk.len() as u64 {
-                // Only the rows a change kept alive are left among these tokens.
-                let mut p = Params::new(sqlite);
-                let (due, pt_param) = (p.next(), p.next());
-                let sql = format!(
-                    "UPDATE push_jobs SET lease_until = 0, not_before = CAST({due} AS BIGINT) \
-                     WHERE pass_type_id = {pt_param} AND push_token IN ({})",
-                    p.list(chunk.len())
-                );
-                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now).bind(pt.to_string());
-                for token in chunk {
-                    query = query.bind(token.to_string());
-                }
-                query.execute(&mut **tx).await?;
-            }
-        }
-    }
-
     Ok(())
 }
 
 /// Each registration's last attempt: one statement per (pass type, result, reason).
-async fn record_last_attempts(tx: &mut Tx, sqlite: bool, results: &[PushResult], labels: &[&str]) -> StoreResult<()> {
-    // Each registration's last attempt: one statement per (pass type, result, reason).
+async fn record_last_attempts(tx: &mut Tx, sqlite: bool, round: &[Settled<PushEffect>]) -> StoreResult<()> {
     let mut groups: BTreeMap<(&str, &str, Option<&str>), LastAttempt> = BTreeMap::new();
-    for (r, label) in results.iter().zip(labels) {
-        let entry =
-            groups.entry((r.job.pass_type_id.as_str(), *label, reason_of(&r.outcome))).or_insert((0, Vec::new()));
-        entry.0 = entry.0.max(r.at / 1000);
-        entry.1.push(r.job.push_token.as_str());
+    for s in round.iter().filter(|s| s.effect != PushEffect::Unregister) {
+        let entry = groups.entry((s.job.scope.as_str(), s.outcome.label(), reason_of(s))).or_insert((0, Vec::new()));
+        entry.0 = entry.0.max(s.at / 1000);
+        entry.1.push(s.job.id.as_str());
     }
     for ((pt, label, reason), (at, tokens)) in &groups {
         for chunk in tokens.chunks(ROWS_PER_STATEMENT) {
@@ -337,27 +168,24 @@ async fn record_last_attempts(tx: &mut Tx, sqlite: bool, results: &[PushResult],
             query.execute(&mut **tx).await?;
         }
     }
-
     Ok(())
 }
 
 /// The bounded history of attempts.
-async fn record_history(tx: &mut Tx, sqlite: bool, results: &[PushResult], labels: &[&str]) -> StoreResult<()> {
-    // The bounded history.
-    let rows: Vec<(&PushResult, &&str)> = results.iter().zip(labels).collect();
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+async fn record_history(tx: &mut Tx, sqlite: bool, round: &[Settled<PushEffect>]) -> StoreResult<()> {
+    for chunk in round.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
             "INSERT INTO push_attempts (push_token, attempted_at, result, status, reason) VALUES {}",
             Params::new(sqlite).rows(chunk.len(), &["{}", "{}", "{}", "{}", "{}"])
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for (r, label) in chunk {
+        for s in chunk {
             query = query
-                .bind(r.job.push_token.clone())
-                .bind(r.at / 1000)
-                .bind(label.to_string())
-                .bind(status_of(&r.outcome).map(i64::from))
-                .bind(reason_of(&r.outcome).map(str::to_string));
+                .bind(s.job.id.clone())
+                .bind(s.at / 1000)
+                .bind(s.outcome.label().to_string())
+                .bind(s.status.map(i64::from))
+                .bind(reason_of(s).map(str::to_string));
         }
         query.execute(&mut **tx).await?;
     }
@@ -365,31 +193,5 @@ async fn record_history(tx: &mut Tx, sqlite: bool, results: &[PushResult], label
         .bind(HISTORY_ROWS)
         .execute(&mut **tx)
         .await?;
-    Ok(())
-}
-
-/// Locks a round's job rows in key order before settling them (PostgreSQL), the order in which ledger
-/// transactions write them, so settling and a concurrent change queue instead of deadlocking.
-async fn lock_jobs_in_key_order(tx: &mut Tx, results: &[PushResult]) -> StoreResult<()> {
-    let mut by_pass_type: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for r in results {
-        by_pass_type.entry(r.job.pass_type_id.as_str()).or_default().push(r.job.push_token.as_str());
-    }
-    for (pass_type, tokens) in &by_pass_type {
-        for chunk in tokens.chunks(ROWS_PER_STATEMENT) {
-            let mut p = Params::new(false);
-            let pt = p.next();
-            let sql = format!(
-                "SELECT push_token FROM push_jobs WHERE pass_type_id = {pt} AND push_token IN ({}) \
-                 ORDER BY push_token FOR UPDATE",
-                p.list(chunk.len())
-            );
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(pass_type.to_string());
-            for token in chunk {
-                query = query.bind(token.to_string());
-            }
-            query.fetch_all(&mut **tx).await?;
-        }
-    }
     Ok(())
 }

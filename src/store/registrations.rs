@@ -2,7 +2,11 @@
 
 use sqlx::Row;
 
-use super::{Store, StoreResult};
+use super::{Store, StoreError, StoreResult};
+use crate::domain::{DeviceLibraryId, PushToken};
+
+/// Rounds of insert-then-update a registration tries while concurrent unregistrations keep removing it.
+const RACE_ATTEMPTS: usize = 8;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceRecord {
@@ -19,60 +23,62 @@ pub enum Registered {
 }
 
 impl Store {
-    /// Upserts a registration; the push token of an existing one is replaced.
+    /// Upserts a registration; the push token of an existing one is replaced. Each statement is atomic on
+    /// its own, so concurrent calls (on several instances too) never fail on the primary key: of N first
+    /// registrations, the one whose insert lands is `Created` (on PostgreSQL the others wait for it, then
+    /// see the conflict) and the rest update it. An update that finds nothing, because an unregistration
+    /// came between the two statements, inserts again (a few times; then the caller is told to retry).
     pub async fn register_device(
         &self,
-        device: &str,
+        device: &DeviceLibraryId,
         pass_type: &str,
         serial: &str,
-        push_token: &str,
+        push_token: &PushToken,
     ) -> StoreResult<Registered> {
-        let now = crate::time_fmt::now_unix();
-        let mut tx = self.writer.begin().await?;
-        let existing = sqlx::query(
-            "SELECT push_token FROM registrations WHERE device_library_id = $1 AND pass_type_id = $2 AND serial_number = $3",
-        )
-        .bind(device)
-        .bind(pass_type)
-        .bind(serial)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let outcome = match existing {
-            Some(row) => {
-                let token: String = row.try_get(0)?;
-                if token != push_token {
-                    sqlx::query(
-                        "UPDATE registrations SET push_token = $1 WHERE device_library_id = $2 AND pass_type_id = $3 AND serial_number = $4",
-                    )
-                    .bind(push_token)
-                    .bind(device)
-                    .bind(pass_type)
-                    .bind(serial)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                Registered::AlreadyRegistered
+        let (device, push_token) = (device.as_str(), push_token.as_str());
+        for _ in 0..RACE_ATTEMPTS {
+            let inserted = sqlx::query(
+                "INSERT INTO registrations (device_library_id, pass_type_id, serial_number, push_token, registered_at) \
+                 VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (device_library_id, pass_type_id, serial_number) DO NOTHING",
+            )
+            .bind(device)
+            .bind(pass_type)
+            .bind(serial)
+            .bind(push_token)
+            .bind(crate::time_fmt::now_unix())
+            .execute(&self.writer)
+            .await?;
+            if inserted.rows_affected() > 0 {
+                return Ok(Registered::Created);
             }
-            None => {
-                sqlx::query(
-                    "INSERT INTO registrations (device_library_id, pass_type_id, serial_number, push_token, registered_at) \
-                     VALUES ($1, $2, $3, $4, $5)",
-                )
-                .bind(device)
-                .bind(pass_type)
-                .bind(serial)
-                .bind(push_token)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-                Registered::Created
+            let updated = sqlx::query(
+                "UPDATE registrations SET push_token = $1 \
+                 WHERE device_library_id = $2 AND pass_type_id = $3 AND serial_number = $4",
+            )
+            .bind(push_token)
+            .bind(device)
+            .bind(pass_type)
+            .bind(serial)
+            .execute(&self.writer)
+            .await?;
+            if updated.rows_affected() > 0 {
+                return Ok(Registered::AlreadyRegistered);
             }
-        };
-        tx.commit().await?;
-        Ok(outcome)
+        }
+        Err(StoreError::Batch {
+            message: "the registration kept changing under concurrent requests".into(),
+            unavailable: true,
+        })
     }
 
-    pub async fn unregister_device(&self, device: &str, pass_type: &str, serial: &str) -> StoreResult<bool> {
+    pub async fn unregister_device(
+        &self,
+        device: &DeviceLibraryId,
+        pass_type: &str,
+        serial: &str,
+    ) -> StoreResult<bool> {
+        let device = device.as_str();
         let done = sqlx::query(
             "DELETE FROM registrations WHERE device_library_id = $1 AND pass_type_id = $2 AND serial_number = $3",
         )
@@ -90,10 +96,11 @@ impl Store {
     /// transaction, so a committed counter value covers only committed changes.
     pub async fn updated_serials(
         &self,
-        device: &str,
+        device: &DeviceLibraryId,
         pass_type: &str,
         since: Option<i64>,
     ) -> StoreResult<(Vec<String>, i64)> {
+        let device = device.as_str();
         let rows = sqlx::query(
             "SELECT c.value, r.serial_number, p.update_tag FROM counters c \
              LEFT JOIN registrations r ON r.device_library_id = $1 AND r.pass_type_id = $2 \

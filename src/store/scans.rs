@@ -6,6 +6,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::members::{MEMBER_COLUMNS, member_from_row};
 use super::{MemberRecord, Params, Store, StoreError, StoreResult};
+use crate::domain::MemberId;
 
 /// Scans written per statement at most.
 const SCANS_PER_BATCH: usize = 500;
@@ -30,7 +31,8 @@ pub struct ScanRecord {
 
 impl Store {
     /// The member, its device count and Google state, in one statement.
-    pub async fn scan_target(&self, program: &str, member_id: &str) -> StoreResult<Option<ScanTarget>> {
+    pub async fn scan_target(&self, program: &str, member_id: &MemberId) -> StoreResult<Option<ScanTarget>> {
+        let member_id = member_id.as_str();
         let sql = format!(
             "SELECT {MEMBER_COLUMNS}, \
              (SELECT COUNT(*) FROM registrations r WHERE r.serial_number = p.serial_number), \
@@ -48,8 +50,22 @@ impl Store {
         }))
     }
 
+    /// Deletes up to `limit` of the oldest scans recorded before `before_ms` (unix ms); answers how many
+    /// went (fewer than `limit`: none are left).
+    pub async fn prune_scans(&self, before_ms: i64, limit: i64) -> StoreResult<u64> {
+        Ok(sqlx::query(
+            "DELETE FROM scans WHERE id IN (SELECT id FROM scans WHERE scanned_at < $1 ORDER BY scanned_at LIMIT $2)",
+        )
+        .bind(before_ms)
+        .bind(limit)
+        .execute(&self.writer)
+        .await?
+        .rows_affected())
+    }
+
     /// The member's most recent scans, newest first.
-    pub async fn recent_scans(&self, program: &str, member_id: &str, limit: i64) -> StoreResult<Vec<ScanRecord>> {
+    pub async fn recent_scans(&self, program: &str, member_id: &MemberId, limit: i64) -> StoreResult<Vec<ScanRecord>> {
+        let member_id = member_id.as_str();
         let rows = sqlx::query(
             "SELECT scanned_at, staff, location FROM scans WHERE program = $1 AND member_id = $2 \
              ORDER BY scanned_at DESC, id DESC LIMIT $3",
@@ -104,10 +120,13 @@ impl ScanRecorder {
     }
 
     /// Records one scan; answers once it is committed.
-    pub async fn record(&self, program: &str, member_id: &str, scan: ScanRecord) -> StoreResult<()> {
+    pub async fn record(&self, program: &str, member_id: &MemberId, scan: ScanRecord) -> StoreResult<()> {
         let (done, committed) = oneshot::channel();
         let gone = || StoreError::Corrupt("the scan recorder stopped".into());
-        self.queue.send(((program.to_string(), member_id.to_string(), scan), done)).await.map_err(|_| gone())?;
+        self.queue
+            .send(((program.to_string(), member_id.as_str().to_owned(), scan), done))
+            .await
+            .map_err(|_| gone())?;
         match committed.await.map_err(|_| gone())? {
             Ok(()) => Ok(()),
             Err((message, unavailable)) => Err(StoreError::Batch { message, unavailable }),

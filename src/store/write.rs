@@ -6,9 +6,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use sqlx::{Any, Row, Transaction};
 
-use super::notify::{Outbox, announce};
+use super::jobs::Outbox;
+use super::notify::announce;
 use super::outbox::enqueue_pushes;
 use super::{EventStatus, MemberRecord, Params, StoreResult};
+use crate::domain::EventId;
 use crate::plan::{PassChange, Plan};
 
 /// Writes `plan` in the caller's transaction: new members, member updates, push jobs for the changed
@@ -40,7 +42,7 @@ pub(crate) async fn write_plan(
     if google {
         written.google = enqueue_google_jobs(tx, sqlite, &google_members(plan)).await? > 0;
         if written.google {
-            announce(tx, sqlite, Outbox::Google).await?;
+            announce(tx, sqlite, Outbox::GoogleObjects).await?;
         }
     }
     record_event_statuses(tx, sqlite, &plan.event_statuses_to_record).await?;
@@ -191,7 +193,7 @@ async fn update_passes(
 async fn record_event_statuses(
     tx: &mut Transaction<'static, Any>,
     sqlite: bool,
-    statuses: &[(String, EventStatus)],
+    statuses: &[(EventId, EventStatus)],
 ) -> StoreResult<()> {
     let mut by_status: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for (id, status) in statuses {

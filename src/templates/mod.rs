@@ -423,6 +423,17 @@ impl Program {
     }
 }
 
+/// A request's tier is checked against the tiers these templates define.
+impl crate::domain::TierCatalog for Program {
+    fn defines(&self, tier: &str) -> bool {
+        self.tier(tier).is_some()
+    }
+
+    fn names(&self) -> Vec<&str> {
+        self.tier_names().collect()
+    }
+}
+
 /// `points.label`, `tier.gold`: the template's convention for a localized string.
 fn looks_like_key(s: &str) -> bool {
     s.contains('.')

@@ -1,7 +1,7 @@
 //! A real browser for the page tests: headless Chromium (Debian's `chromium`) driven over WebDriver
 //! (fantoccini) by a chromedriver of its own (Debian's `chromium-driver`), one per `Browser`, so tests
-//! that start browsers concurrently never share one. `start_browser` gives `None`, and says so once,
-//! where either is not installed, so the suite still passes on a machine without them.
+//! that start browsers concurrently never share one. Both are found on PATH; where either is missing,
+//! `start_browser` gives `None` and the test says "skipped", or fails under CI=true (tools.rs).
 //!
 //! Every browser is a phone: a 390×844 viewport at a device pixel ratio of 1 (screenshots are 390×844
 //! PNGs), touch, mobile layout; optionally with a fake camera that plays a Y4M file (`qr_y4m` writes
@@ -15,7 +15,6 @@ use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Once;
 use std::time::{Duration, Instant};
 
 use fantoccini::elements::Element;
@@ -24,8 +23,6 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const CHROMIUM: &str = "/usr/bin/chromium";
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// The phone's viewport, in CSS pixels (and in screenshot pixels: the device pixel ratio is 1).
 const WIDTH: u32 = 390;
 const HEIGHT: u32 = 844;
@@ -83,18 +80,22 @@ impl Drop for Driver {
     }
 }
 
-/// `None` (and a note, printed once) when Chromium or chromedriver is not installed; otherwise a fresh
-/// browser with its own chromedriver on its own port and its own profile. Panics when they are
-/// installed but will not start.
+/// The browser and its driver, found on PATH (Debian's `chromium` and `chromium-driver` packages).
+struct Programs {
+    chromium: PathBuf,
+    chromedriver: PathBuf,
+}
+
+/// `None` when Chromium or chromedriver is not on PATH (the test says it is skipped, or fails under
+/// CI=true: `tools::require`); otherwise a fresh browser with its own chromedriver on its own port and
+/// its own profile. Panics when they are installed but will not start.
 pub async fn start_browser(options: BrowserOptions) -> Option<Browser> {
-    if !Path::new(CHROMIUM).exists() || !Path::new(CHROMEDRIVER).exists() {
-        static NOTE: Once = Once::new();
-        NOTE.call_once(|| eprintln!("note: Chromium or chromedriver is not installed; the browser tests are skipped"));
-        return None;
-    }
+    let chromium = crate::tools::require_tool("chromium", "the browser tests")?;
+    let chromedriver = crate::tools::require_tool("chromedriver", "the browser tests")?;
+    let programs = Programs { chromium, chromedriver };
     let mut failures = Vec::new();
     for _ in 0..ATTEMPTS {
-        match try_start(&options).await {
+        match try_start(&options, &programs).await {
             Ok(browser) => return Some(browser),
             Err(error) => failures.push(error),
         }
@@ -102,15 +103,15 @@ pub async fn start_browser(options: BrowserOptions) -> Option<Browser> {
     panic!("headless Chromium would not start ({ATTEMPTS} attempts):\n{}", failures.join("\n"));
 }
 
-async fn try_start(options: &BrowserOptions) -> Result<Browser, String> {
+async fn try_start(options: &BrowserOptions, programs: &Programs) -> Result<Browser, String> {
     let profile = tempfile::Builder::new()
         .prefix("tessera-chromium-")
         .tempdir()
         .map_err(|e| format!("a temporary profile folder: {e}"))?;
     // On any failure below, dropping `driver` kills chromedriver and whatever Chromium it started.
-    let driver = start_driver().await?;
+    let driver = start_driver(&programs.chromedriver).await?;
     let mut builder = ClientBuilder::native();
-    builder.capabilities(capabilities(options, profile.path()));
+    builder.capabilities(capabilities(options, profile.path(), &programs.chromium));
     let url = format!("http://127.0.0.1:{}", driver.port);
     let connect = builder.connect(&url);
     let client = match tokio::time::timeout(SESSION_START, connect).await {
@@ -125,7 +126,7 @@ async fn try_start(options: &BrowserOptions) -> Result<Browser, String> {
     Ok(Browser { client, _driver: driver, _profile: profile })
 }
 
-fn capabilities(options: &BrowserOptions, profile: &Path) -> serde_json::Map<String, Value> {
+fn capabilities(options: &BrowserOptions, profile: &Path, chromium: &Path) -> serde_json::Map<String, Value> {
     let mut args = vec![
         "--headless=new".to_string(),
         "--no-sandbox".to_string(),
@@ -177,22 +178,22 @@ fn capabilities(options: &BrowserOptions, profile: &Path) -> serde_json::Map<Str
     capabilities.insert("browserName".into(), json!("chrome"));
     capabilities.insert(
         "goog:chromeOptions".into(),
-        json!({ "binary": CHROMIUM, "args": args, "prefs": prefs, "mobileEmulation": mobile }),
+        json!({ "binary": chromium, "args": args, "prefs": prefs, "mobileEmulation": mobile }),
     );
     capabilities
 }
 
 /// Starts chromedriver on a port the kernel picks (`--port=0`, so two never race for one), in a
 /// process group of its own, and waits until its /status says ready.
-async fn start_driver() -> Result<Driver, String> {
-    let mut child = Command::new(CHROMEDRIVER)
+async fn start_driver(chromedriver: &Path) -> Result<Driver, String> {
+    let mut child = Command::new(chromedriver)
         .arg("--port=0")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .process_group(0)
         .spawn()
-        .map_err(|e| format!("starting {CHROMEDRIVER}: {e}"))?;
+        .map_err(|e| format!("starting {}: {e}", chromedriver.display()))?;
     let stdout = child.stdout.take().expect("piped stdout");
     let mut driver = Driver { child, port: 0 };
     // chromedriver prints "ChromeDriver was started successfully on port N." once it listens; a thread

@@ -169,3 +169,116 @@ fn serve_runs_on_its_defaults_in_a_checkout() {
     assert_eq!(String::from_utf8_lossy(&health.stdout), "200");
     assert!(dir.path().join("tessera.db").exists());
 }
+
+/// Runs `tessera <args>` in `dir` with `env`, and answers its exit code and stderr once it exits; fails
+/// if it is still running after 30 s (a `serve` that should have refused to start).
+fn exits_within_30s(args: &[&str], dir: &std::path::Path, env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
+    cmd.args(args).current_dir(dir).env("NO_COLOR", "1").stdout(Stdio::null()).stderr(Stdio::piped());
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("TESSERA_")) {
+        cmd.env_remove(k);
+    }
+    cmd.envs(env.iter().copied());
+    let mut child = cmd.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("tessera {args:?} with {env:?} was still running after 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    (status.code(), stderr)
+}
+
+#[test]
+fn an_unknown_tessera_variable_stops_serve_with_the_closest_name() {
+    let dir = checkout_like();
+    let env = [("TESSERA_LISTEN", "127.0.0.1:0"), ("TESSERA_PUBLICURL", "https://wallet.example")];
+    let (code, stderr) = exits_within_30s(&["serve"], dir.path(), &env);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("TESSERA_PUBLICURL") && stderr.contains("TESSERA_PUBLIC_URL"), "{stderr}");
+}
+
+#[test]
+fn doctor_never_prints_a_database_password() {
+    let dir = checkout_like();
+    // Nothing listens on port 1: doctor reports the database it cannot open, naming it.
+    let url = "postgres://u:pw@127.0.0.1:1/tessera?sslmode=disable&password=secret2";
+    let out = tessera(&["doctor"], dir.path(), &[("TESSERA_DATABASE_URL", url)]);
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("TESSERA_DATABASE_URL: cannot open postgres://u:***@127.0.0.1:1/tessera"), "{text}");
+    assert!(!text.contains("secret2") && !text.contains(":pw@"), "{text}");
+}
+
+/// A copy of the bundled templates in `dir`/templates with `edit` applied to the default program's
+/// pass.json.
+fn templates_with_pass_json(dir: &std::path::Path, edit: impl Fn(String) -> String) -> std::path::PathBuf {
+    let templates = dir.join("templates");
+    copy_dir(&repo().join("templates"), &templates);
+    let pass = templates.join("default/pass.json");
+    let before = std::fs::read_to_string(&pass).unwrap();
+    let after = edit(before.clone());
+    assert_ne!(before, after, "the edit changes pass.json");
+    std::fs::write(&pass, after).unwrap();
+    templates
+}
+
+#[test]
+fn doctor_names_the_fields_that_change_without_a_change_message() {
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(repo().join("certs-example"), dir.path().join("certs-example")).unwrap();
+    let templates = templates_with_pass_json(dir.path(), |text| {
+        text.replace(",\n        \"changeMessage\": \"points.change\"", "")
+    });
+    // Loading checks the default language's messages; a translation without %@ is doctor's to find.
+    let thai = templates.join("default/th.lproj/pass.strings");
+    let strings = std::fs::read_to_string(&thai).unwrap();
+    let (start, _) = strings.match_indices("\"tier.change\" = \"").next().expect("th has tier.change");
+    let end = start + strings[start..].find(";").unwrap();
+    std::fs::write(&thai, format!("{}\"tier.change\" = \"ระดับเปลี่ยนแล้ว\"{}", &strings[..start], &strings[end..]))
+        .unwrap();
+    let out = tessera(&["doctor"], dir.path(), &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "warnings only: {stdout}");
+    let silent = |field: &str, change: &str| {
+        stdout.lines().any(|l| {
+            l.trim_start().starts_with("warning:") && l.contains(field) && l.contains(change) && l.contains("%@")
+        })
+    };
+    assert!(silent("storeCard.primaryFields[0] (points)", "points"), "{stdout}");
+    assert!(silent("storeCard.secondaryFields[1] (tier)", "th.lproj/pass.strings"), "{stdout}");
+
+    let checkout = checkout_like();
+    let quiet = tessera(&["doctor"], checkout.path(), &[]);
+    let stdout = String::from_utf8_lossy(&quiet.stdout);
+    assert!(quiet.status.success(), "{stdout}");
+    assert!(!stdout.contains("changeMessage"), "the bundled program has every changeMessage: {stdout}");
+}
+
+#[tokio::test]
+async fn inspect_warns_on_a_silent_balance_and_still_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let templates = templates_with_pass_json(dir.path(), |text| {
+        text.replace(",\n        \"changeMessage\": \"points.change\"", "")
+    });
+    let app = crate::helpers::spawn_app_with(&[("templates_dir", templates.to_str().unwrap())]).await;
+    let member = app.create_member("M-silent", &serde_json::json!({"name": "A", "tier": "gold", "points": 5})).await;
+    let (_, bytes, _) = app.download_pass(&member).await;
+    let path = dir.path().join("silent.pkpass");
+    std::fs::write(&path, bytes).unwrap();
+    let out = tessera(&["inspect", path.to_str().unwrap()], dir.path(), &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "a warning alone exits 0: {stdout}");
+    assert!(
+        stdout.lines().any(|l| l.starts_with("warning: pass.json:") && l.contains("where Wallet shows the balance")),
+        "{stdout}"
+    );
+}

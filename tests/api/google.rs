@@ -362,6 +362,76 @@ async fn a_genuine_save_callback_sets_saved_and_bad_ones_change_nothing() {
     assert!(metrics.contains("tessera_google_callbacks_total{result=\"save\"} 1"), "{metrics}");
 }
 
+/// A callback that is malformed or unsigned is refused as it stands, without fetching Google's keys; a
+/// well-formed one waits on the keys (503 with Retry-After while Google will not give them, so Google
+/// retries) and is recorded once they come.
+#[tokio::test]
+async fn bad_callbacks_are_refused_before_any_key_is_fetched() {
+    let g = spawn_app_with_google_keys_from_stand_in().await;
+    g.settled_member("K-1", &json!({"name": "Kai", "tier": "gold", "points": 5})).await;
+    let class = format!("{ISSUER}.default");
+    let later = tessera::time_fmt::now_unix_ms() + 60_000;
+    let message = callback_message(&class, &object_id("K-1"), "save", later, "k1");
+    let genuine = g.signer.sign(ISSUER, &message);
+    let envelope: Value = serde_json::from_str(&genuine).unwrap();
+    let without = |field: &str| {
+        let mut e = envelope.clone();
+        e.as_object_mut().unwrap().remove(field);
+        e.to_string()
+    };
+    let mut no_intermediate_signatures = envelope.clone();
+    no_intermediate_signatures["intermediateSigningKey"].as_object_mut().unwrap().remove("signatures");
+    let mut bad_event = envelope.clone();
+    bad_event["signedMessage"] = Value::from(message.to_string().replace("\"save\"", "\"up\""));
+    let mut other_protocol = envelope.clone();
+    other_protocol["protocolVersion"] = Value::from("ECv1");
+    for (what, body) in [
+        ("no signature", without("signature")),
+        ("no intermediateSigningKey", without("intermediateSigningKey")),
+        ("no signedMessage", without("signedMessage")),
+        ("no protocolVersion", without("protocolVersion")),
+        ("no intermediate signatures", no_intermediate_signatures.to_string()),
+        ("an unknown event", bad_event.to_string()),
+        ("another protocol", other_protocol.to_string()),
+        ("an empty object", "{}".to_string()),
+    ] {
+        let answer = g.post_callback(&body).await;
+        assert_eq!(answer.status(), 401, "{what}");
+        assert_error(answer, 401, "bad-signature").await;
+    }
+    assert_error(g.post_callback("{not json").await, 400, "invalid-json").await;
+    assert_eq!(g.google.root_key_fetches(), 0, "nothing was fetched for a callback that cannot verify");
+
+    // A well-formed callback waits on the keys: 503 with Retry-After while Google refuses them.
+    let waiting = g.post_callback(&genuine).await;
+    assert_eq!(waiting.headers().get("retry-after").and_then(|v| v.to_str().ok()), Some("1"));
+    assert_error(waiting, 503, "unavailable").await;
+    assert_eq!(g.google.root_key_fetches(), 1);
+    assert_eq!(g.app.get_member("K-1").await.json::<Value>().await.unwrap()["google"]["saved"], false);
+
+    // Google retries once its keys can be had: recorded.
+    g.google.serve_root_keys(Some(g.signer.root_keys_json()));
+    assert_eq!(g.post_callback(&genuine).await.status(), 200);
+    assert_eq!(g.app.get_member("K-1").await.json::<Value>().await.unwrap()["google"]["saved"], true);
+}
+
+/// The server with Google Wallet whose root keys come from the stand-in's `/keys` (refused until served).
+async fn spawn_app_with_google_keys_from_stand_in() -> GoogleApp {
+    let keys = tempfile::tempdir().unwrap();
+    let addr = crate::processes::free_addr();
+    let account = write_service_account(keys.path(), &format!("http://{addr}/token"));
+    let google = GoogleStandIn::start_on(addr, &account.email, account.public_key.clone()).await;
+    let key_file = account.key_file.display().to_string();
+    let app = spawn_app_with(&[
+        ("google_issuer_id", ISSUER),
+        ("google_service_account", &key_file),
+        ("google_api_url", &google.base),
+        ("google_root_keys", &google.root_keys_url()),
+    ])
+    .await;
+    GoogleApp { app, google, account, signer: CallbackSigner::new(), _keys: keys }
+}
+
 #[tokio::test]
 async fn the_member_page_shows_both_buttons_and_the_assets_are_served() {
     let g = spawn_app_with_google(&[]).await;
@@ -479,4 +549,62 @@ async fn the_stand_in_token_endpoint_refuses_what_google_would() {
         assert_eq!(grant(&bad).await.unwrap().status(), 400, "{field}");
     }
     assert_eq!(google.tokens_issued(), 1);
+}
+
+/// Every REST request takes its turn of the shared rate: the class's insert and its PATCH after 409,
+/// each object's insert and the PATCH after its 409. At 4 requests a second (a second's burst, then the
+/// rate), the requests cannot reach Google faster than that.
+#[tokio::test]
+async fn every_request_takes_its_turn_of_the_rate_retries_after_409_included() {
+    const RATE: f64 = 4.0;
+    const MEMBERS: usize = 8;
+    let g = spawn_app_with_google(&[("google_rate", "4")]).await;
+    // Google already holds the class and every object (saved from whole-object links): each insert
+    // answers 409 and the object is brought up to date by a PATCH.
+    g.google.seed_class(json!({"id": format!("{ISSUER}.default"), "reviewStatus": "UNDER_REVIEW"}));
+    for m in 0..MEMBERS {
+        let id = object_id(&format!("Q-{m}"));
+        g.google.seed_object(json!({"id": id, "classId": format!("{ISSUER}.default"), "state": "ACTIVE"}));
+    }
+    let events: Vec<Value> = (0..MEMBERS)
+        .map(|m| json!({"id": format!("q-{m}"), "member_id": format!("Q-{m}"), "sequence": 1, "points": 70, "tier": "gold"}))
+        .collect();
+    assert_eq!(g.app.post_ledger(&json!({ "events": events })).await.status(), 200);
+    let current = |rs: &[crate::google_standin::Recorded]| {
+        let patched = |m: usize| {
+            let path = format!("/loyaltyObject/{}", object_id(&format!("Q-{m}")));
+            rs.iter().any(|r| r.method == "PATCH" && r.status == 200 && r.path.ends_with(&path))
+        };
+        (0..MEMBERS).all(patched)
+    };
+    g.google.wait_until(Duration::from_secs(30), current).await;
+    let requests = g.google.rest_requests();
+    let n = requests.len();
+    assert_eq!(n, 2 + 2 * MEMBERS, "the class and each object: an insert answered 409, then a PATCH");
+    let spread = requests.last().unwrap().at.duration_since(requests[0].at).as_secs_f64();
+    let least = (n as f64 - RATE) / RATE;
+    assert!(spread >= least * 0.9, "{n} requests in {spread:.2} s; at {RATE}/s they need {least:.2} s");
+}
+
+/// A round whose turn of the shared rate cannot be reserved is not sent (it would exceed Google's quota
+/// for every instance); it is tried again, and sent once the rate can be consulted.
+#[tokio::test]
+async fn a_round_whose_turn_cannot_be_reserved_waits_instead_of_going_out_unthrottled() {
+    let g = spawn_app_with_google(&[]).await;
+    g.settled_member("U-1", &json!({"name": "Ubon", "tier": "gold", "points": 5})).await;
+    let (before, patched) = (g.google.rest_requests().len(), g.patches("U-1").len());
+    g.app.sql("ALTER TABLE rate_limits RENAME TO rate_limits_away").await;
+    g.event("u1", "U-1", 1, 60, "gold").await;
+    let member = g
+        .app
+        .wait_member("U-1", "the unsent round recorded", |m| {
+            m["google"]["problem"].as_str().is_some_and(|p| p.starts_with("not-sent"))
+        })
+        .await;
+    assert_eq!(member["google"]["current"], false);
+    assert_eq!(g.google.rest_requests().len(), before, "nothing was sent without its turn");
+    g.app.sql("ALTER TABLE rate_limits_away RENAME TO rate_limits").await;
+    let patches = g.wait_patches("U-1", patched + 1).await;
+    assert_eq!(patches.last().unwrap()["loyaltyPoints"]["balance"]["int"], 60);
+    g.settle("U-1").await;
 }

@@ -126,6 +126,8 @@ struct State {
     token_lifetime: u64,
     fail_next: VecDeque<u16>,
     fail_always: Option<u16>,
+    /// What `GET /keys` (Google's root signing keys) answers: the document, or 503 while None.
+    root_keys: Option<String>,
 }
 
 struct Shared {
@@ -275,6 +277,21 @@ impl GoogleStandIn {
         state.fail_always = None;
     }
 
+    /// `GET /keys` answers this root keys document (`Some`), or 503 (`None`, the default).
+    pub fn serve_root_keys(&self, document: Option<String>) {
+        self.state().root_keys = document;
+    }
+
+    /// The root keys URL (`base` + `/keys`).
+    pub fn root_keys_url(&self) -> String {
+        format!("{}/keys", self.base)
+    }
+
+    /// How many times the root keys were asked for.
+    pub fn root_key_fetches(&self) -> usize {
+        self.state().requests.iter().filter(|r| r.path == "/keys").count()
+    }
+
     /// Revokes every issued access token: REST requests with them get 401 until the client fetches a new one.
     pub fn revoke_tokens(&self) {
         self.state().tokens.clear();
@@ -321,6 +338,10 @@ async fn answer(req: Request<hyper::body::Incoming>, shared: &Shared) -> Respons
             (200, json!({"access_token": access_token, "expires_in": state.token_lifetime, "token_type": "Bearer"}))
         }
         Some(Err(why)) => (400, json!({"error": "invalid_grant", "error_description": why})),
+        None if path == "/keys" => match &state.root_keys {
+            Some(document) => (200, serde_json::from_str(document).unwrap_or(Value::Null)),
+            None => (503, json!({"error": {"code": 503, "message": "unavailable"}})),
+        },
         None => rest(&mut state, &method, &path, authorization.as_deref(), &body),
     };
     state.requests.push(Recorded { method, path, query, authorization, body, raw_body, status, at });

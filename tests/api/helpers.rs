@@ -378,3 +378,15 @@ pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+impl TestApp {
+    /// Runs one SQL statement on the server's database (for what no API does: ageing rows, breaking a
+    /// table on purpose).
+    pub async fn sql(&self, statement: &str) {
+        use sqlx::Connection;
+        sqlx::any::install_default_drivers();
+        let mut db = sqlx::AnyConnection::connect(&self.database_url).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(statement.to_string())).execute(&mut db).await.unwrap();
+        db.close().await.unwrap();
+    }
+}

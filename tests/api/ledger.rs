@@ -333,3 +333,43 @@ async fn token_auth_pushes_with_an_es256_provider_token() {
     assert_eq!(p1[0].authorization, p2[0].authorization);
     assert!(p1[0].authorization.as_deref().unwrap().starts_with("bearer "));
 }
+
+#[tokio::test]
+async fn every_fault_of_every_event_is_named_at_once_and_unknown_fields_pass() {
+    let app = spawn_app().await;
+    let batch = json!({"events": [
+        event("f-0", "M-f", 1, 1, "gold"),
+        {"member_id": "M-f", "sequence": 2, "points": 1.5, "tier": "Gold"},
+        "not an event",
+        {"id": "f-3", "member_id": "M-f", "sequence": 3, "points": 1, "tier": "gold", "name": 5},
+    ]});
+    let error = assert_error(app.post_ledger(&batch).await, 422, "validation-failed").await;
+    let faults: Vec<(&str, &str)> = error["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["field"].as_str().unwrap(), d["message"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        faults,
+        [
+            ("events[1].id", "is required and must be a string"),
+            ("events[1].points", "must be a whole number"),
+            ("events[1].tier", "`Gold` is not a tier of this program; use one of: silver, gold, platinum"),
+            ("events[2]", "must be a JSON object"),
+            ("events[3].name", "must be a string"),
+        ]
+    );
+    assert_eq!(app.get_member("M-f").await.status(), 404, "nothing was applied");
+    let single = assert_error(app.post_ledger(&json!([1])).await, 422, "validation-failed").await;
+    assert_eq!(single["details"][0]["field"], "body");
+
+    // A field the contract does not name is left alone, and a name is kept in NFC.
+    let mut extra = event("f-4", "M-f", 4, 7, "gold");
+    extra["source"] = json!("pos-12");
+    extra["name"] = json!("Cafe\u{301}");
+    let ok: Value = app.post_ledger(&extra).await.json().await.unwrap();
+    assert_eq!(results(&ok), [("f-4".to_string(), "applied".to_string())]);
+    let member: Value = app.get_member("M-f").await.json().await.unwrap();
+    assert_eq!((&member["name"], &member["points"]), (&json!("Café"), &json!(7)));
+}

@@ -29,6 +29,9 @@ mod pg;
 #[allow(dead_code)]
 mod pg_cluster;
 mod processes;
+mod registrations;
 mod scans;
 mod staff;
+// Programs taken from the machine, and the honest skip when one is missing.
+mod tools;
 mod web_service;

@@ -201,3 +201,50 @@ async fn health_and_metrics_answer() {
     );
     assert!(!metrics.contains(ADMIN_TOKEN));
 }
+
+fn fault_fields(error: &Value) -> Vec<&str> {
+    error["details"].as_array().unwrap().iter().map(|d| d["field"].as_str().unwrap()).collect()
+}
+
+#[tokio::test]
+async fn names_are_kept_in_nfc_and_null_fields_read_as_absent() {
+    let app = spawn_app().await;
+    // "é" sent as e + combining acute is stored (and shown) as one NFC character.
+    let member =
+        app.create_member("M-nfc", &json!({"name": "Cafe\u{301}", "tier": "gold", "points": 1, "locale": "th"})).await;
+    assert_eq!(member["name"], "Café");
+    let cleared: Value = app
+        .put_member("M-nfc", &json!({"name": "Café", "tier": "gold", "points": 1, "locale": null, "attributes": null}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (&cleared["locale"], &cleared["attributes"]),
+        (&Value::Null, &json!({})),
+        "null clears an optional field"
+    );
+    let error = assert_error(
+        app.put_member("M-nfc", &json!({"name": null, "tier": "gold", "points": null})).await,
+        422,
+        "validation-failed",
+    )
+    .await;
+    assert_eq!(fault_fields(&error), ["name", "points"], "null is absent, and a required field is required");
+    assert_eq!(error["details"][0]["message"], "is required");
+}
+
+#[tokio::test]
+async fn unknown_fields_a_foreign_member_id_and_bad_values_are_named_together() {
+    let app = spawn_app().await;
+    let body = json!({"name": "A", "tier": "gold", "points": -1, "pionts": 2, "member_id": "M-other", "program": "x"});
+    let error = assert_error(app.put_member("M-1", &body).await, 422, "validation-failed").await;
+    let mut fields = fault_fields(&error);
+    fields.sort();
+    assert_eq!(fields, ["member_id", "pionts", "points"], "the read-only program is ignored: {error}");
+    let unknown = error["details"].as_array().unwrap().iter().find(|d| d["field"] == "pionts").unwrap();
+    assert_eq!(unknown["message"], "is not a member field (name, tier, points, locale, attributes)");
+    // The member JSON, sent back as it was answered, is accepted.
+    let member = app.create_member("M-2", &gold()).await;
+    assert_eq!(app.put_member("M-2", &member).await.status(), 200);
+}

@@ -17,10 +17,10 @@ const MEMBERS: usize = 8;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_outage_answers_503_and_loses_nothing() {
-    let Some(cluster) = tokio::task::spawn_blocking(OwnCluster::start).await.unwrap() else {
-        eprintln!("note: PostgreSQL is not installed; the outage test is skipped");
+    if crate::pg_cluster::require_postgres("the outage test").is_none() {
         return;
-    };
+    }
+    let cluster = tokio::task::spawn_blocking(OwnCluster::start).await.unwrap().expect("PostgreSQL is installed");
     let cluster = Arc::new(cluster);
     let apns = StandIn::start(&[&repo().join("certs-example/root.pem")]).await;
     let ca = apns.ca_path.display().to_string();

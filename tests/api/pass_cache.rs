@@ -208,3 +208,34 @@ async fn twenty_thousand_distinct_passes_keep_to_the_memory_budget() {
     assert!(resident <= ceiling, "resident {} MB, over the budget + 64 MB ({} MB)", resident >> 20, ceiling >> 20);
     eprintln!("note: resident memory after {MEMBERS} distinct passes: {} MB (budget {BUDGET_MB} MB)", resident >> 20);
 }
+
+/// The member link shares the web service's lookup cache: a pass downloaded again reads no database (on
+/// SQLite; PostgreSQL, where another instance's change would not be seen, always reads), and a change
+/// made through the API is served on the next download.
+#[tokio::test]
+async fn the_member_link_looks_the_pass_up_once_and_serves_a_change_at_once() {
+    let app = spawn_app().await;
+    let member = app.create_member("M-link", &json!({"name": "A", "tier": "gold", "points": 10})).await;
+    let first = pass_bytes(&app, &member).await;
+    let lookups_cached = || metric(&app.base, "tessera_record_cache_hits_total");
+    let before = lookups_cached().await;
+    assert_eq!(pass_bytes(&app, &member).await, first);
+    assert_eq!(pass_bytes(&app, &member).await, first);
+    let hits = lookups_cached().await - before;
+    if app.database_url.starts_with("postgres://") {
+        assert_eq!(hits, 0, "PostgreSQL: every download reads the database");
+    } else {
+        assert_eq!(hits, 2, "SQLite: both downloads again came from the lookup cache");
+    }
+
+    for points in [11, 12] {
+        let changed = app.put_member("M-link", &json!({"name": "A", "tier": "gold", "points": points})).await;
+        assert_eq!(changed.status(), 200);
+        let after = pass_bytes(&app, &member).await;
+        let fields = pass_json(&unzip(&after)).to_string();
+        assert!(fields.contains(&format!("\"value\":{points}")), "the new balance {points} at once: {fields}");
+    }
+    let retired = app.delete_member("M-link").await;
+    assert_eq!(retired.status(), 200);
+    assert_eq!(pass_json(&unzip(&pass_bytes(&app, &member).await))["voided"], true, "the retirement at once");
+}

@@ -1,6 +1,6 @@
 //! Throwaway PostgreSQL clusters from the installed `postgresql` package, for the test suite and the
 //! benchmarks: on a free port, as the `postgres` user when running as root (initdb refuses root). No
-//! `crate::` paths here, so benches can include this file too.
+//! `crate::` paths here but `tools` (tools.rs), so benches can include these two files too.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -18,15 +18,36 @@ pub struct Cluster {
     _dir: tempfile::TempDir,
 }
 
-/// The installed PostgreSQL's bin folder (`/usr/lib/postgresql/<version>/bin`), the newest.
+/// What a cluster needs from the installation.
+const PROGRAMS: [&str; 3] = ["initdb", "pg_ctl", "postgres"];
+
+/// The installed PostgreSQL's bin folder: where the `initdb` on PATH really is (Debian's /usr/bin has
+/// none, and a link elsewhere leads to it), else the newest `/usr/lib/postgresql/<version>/bin`.
 pub fn bin_dir() -> Option<PathBuf> {
-    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .ok()?
-        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
-        .filter(|p| p.join("initdb").exists())
-        .collect();
-    versions.sort();
-    versions.pop()
+    let complete = |dir: &PathBuf| PROGRAMS.iter().all(|p| dir.join(p).is_file());
+    let on_path = super::tools::find_program("initdb")
+        .and_then(|initdb| std::fs::canonicalize(initdb).ok())
+        .and_then(|initdb| initdb.parent().map(Path::to_path_buf))
+        .filter(complete);
+    on_path.or_else(|| {
+        let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()?
+            .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+            .filter(complete)
+            .collect();
+        versions.sort();
+        versions.pop()
+    })
+}
+
+/// The bin folder, under `tools::require`'s rules: a test without PostgreSQL says it is skipped, or
+/// fails under CI=true. `what` names what does not run.
+pub fn require_postgres(what: &str) -> Option<PathBuf> {
+    super::tools::require(
+        bin_dir(),
+        "PostgreSQL (initdb, pg_ctl and postgres on PATH or in /usr/lib/postgresql/*/bin)",
+        what,
+    )
 }
 
 fn is_root() -> bool {

@@ -91,12 +91,12 @@ fn events_per_member(rng: &mut Xorshift) -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_instances_share_the_work_and_a_killed_one_loses_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let database = database_url(dir.path()).await;
-    if !database.starts_with("postgres://") {
-        eprintln!("note: PostgreSQL is not installed; the three-instance test is skipped");
+    if crate::pg_cluster::require_postgres("the three-instance test").is_none() {
         return;
     }
+    let dir = tempfile::tempdir().unwrap();
+    let database = database_url(dir.path()).await;
+    assert!(database.starts_with("postgres://"), "{database}");
     let apns = StandIn::start(&[&repo().join("certs-example/root.pem")]).await;
     // Three instances start together on an empty database: migrations run once, under an advisory lock.
     let mut servers: Vec<Server> = std::thread::scope(|s| {
@@ -268,12 +268,12 @@ fn with_role(database: &str, apns: &StandIn, role: &str) -> Server {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_api_instance_and_a_worker_instance_split_the_work() {
-    let dir = tempfile::tempdir().unwrap();
-    let database = database_url(dir.path()).await;
-    if !database.starts_with("postgres://") {
-        eprintln!("note: PostgreSQL is not installed; the roles test is skipped");
+    if crate::pg_cluster::require_postgres("the roles test").is_none() {
         return;
     }
+    let dir = tempfile::tempdir().unwrap();
+    let database = database_url(dir.path()).await;
+    assert!(database.starts_with("postgres://"), "{database}");
     let apns = StandIn::start(&[&repo().join("certs-example/root.pem")]).await;
     let api = with_role(&database, &apns, "api");
     let client = reqwest::Client::new();

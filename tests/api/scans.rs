@@ -177,3 +177,53 @@ async fn with_signed_barcodes_the_card_carries_a_signature_and_forged_codes_are_
         assert_error(answer, 422, "validation-failed").await;
     }
 }
+
+/// Scans older than TESSERA_SCAN_RETENTION_DAYS are deleted by the worker (at its start, then hourly);
+/// younger ones stay.
+#[tokio::test]
+async fn scans_past_their_retention_are_pruned_by_the_worker() {
+    let app = app(&[]).await;
+    app.create_member("S-R", &json!({"name": "Ret", "tier": "gold", "points": 1})).await;
+    for location in ["old-1", "old-2", "recent"] {
+        let body = json!({"barcode": "S-R", "location": location}).to_string();
+        assert_eq!(scan(&app, Some(STAFF_TOKEN), &body, None).await.status(), 200);
+    }
+    let day_ms = 86_400_000_i64;
+    let long_ago = tessera::time_fmt::now_unix_ms() - 401 * day_ms;
+    app.sql(&format!("UPDATE scans SET scanned_at = {long_ago} WHERE location LIKE 'old-%'")).await;
+    assert_eq!(scan_locations(&app, "S-R").await.len(), 3);
+    // Another worker on the same database, keeping the default 400 days: its housekeeping runs at start.
+    let database = app.database_url.clone();
+    let _worker = spawn_app_with(&[("staff_token", STAFF_TOKEN), ("database_url", &database)]).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let left = scan_locations(&app, "S-R").await;
+        if left == ["recent"] {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "scans left: {left:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// The locations of a member's recent scans, newest first.
+async fn scan_locations(app: &TestApp, member: &str) -> Vec<String> {
+    let url = format!("{}/api/v1/members/{member}/scans", app.base);
+    let v: Value = app.get_authed(&url, ADMIN_TOKEN).await.json().await.unwrap();
+    v["scans"].as_array().unwrap().iter().map(|s| s["location"].as_str().unwrap().to_string()).collect()
+}
+
+#[tokio::test]
+async fn a_blank_location_is_none_and_every_fault_is_named() {
+    let app = app(&[]).await;
+    app.create_member("S-b", &json!({"name": "A", "tier": "gold", "points": 1})).await;
+    let body = json!({"barcode": "S-b", "location": "   ", "device": "till 3"}).to_string();
+    assert_eq!(scan(&app, Some(STAFF_TOKEN), &body, None).await.status(), 200, "other fields pass");
+    let listed: Value =
+        app.get_authed(&format!("{}/api/v1/members/S-b/scans", app.base), ADMIN_TOKEN).await.json().await.unwrap();
+    assert_eq!(listed["scans"][0]["location"], Value::Null);
+    let both = json!({"barcode": 42, "location": "l".repeat(101)}).to_string();
+    let error = assert_error(scan(&app, Some(STAFF_TOKEN), &both, None).await, 422, "validation-failed").await;
+    let fields: Vec<&str> = error["details"].as_array().unwrap().iter().map(|d| d["field"].as_str().unwrap()).collect();
+    assert_eq!(fields, ["barcode", "location"]);
+}

@@ -223,3 +223,20 @@ async fn hostile_requests_get_4xx_never_5xx() {
     assert_eq!(app.latest_pass(&pass, None).await.status(), 200);
     assert_eq!(app.list("dev", pt, None).await.status(), 204);
 }
+
+#[tokio::test]
+async fn push_tokens_are_kept_in_lowercase_and_device_ids_are_checked() {
+    let (app, apns) = crate::helpers::spawn_app_with_apns().await;
+    let pass = app.member_with_pass("M-case", &json!({"name": "A", "tier": "gold", "points": 1})).await;
+    let token = push_token("cc");
+    assert_eq!(app.register("dev-case", &pass, &token.to_ascii_uppercase()).await.status(), 201);
+    app.put_member("M-case", &json!({"name": "A", "tier": "gold", "points": 2})).await;
+    assert_eq!(apns.wait_for(&token, 1).await.len(), 1, "pushed to the lowercase token");
+
+    for device in ["a%20b", "a%2Fb", "%C3%A9"] {
+        let error = assert_error(app.register(device, &pass, &token).await, 422, "validation-failed").await;
+        assert_eq!(error["details"][0]["field"], "deviceLibraryIdentifier", "{device}");
+    }
+    let error = assert_error(app.list("a%20b", &pass.pass_type, None).await, 422, "validation-failed").await;
+    assert_eq!(error["details"][0]["field"], "deviceLibraryIdentifier");
+}

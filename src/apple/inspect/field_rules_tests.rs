@@ -115,3 +115,15 @@ const FIELD_CASES: &[Case] = &[
 fn each_field_rule_fires_with_its_severity_file_and_phrase() {
     assert_cases(FIELD_CASES);
 }
+
+#[test]
+fn a_store_card_balance_without_a_change_message_warns() {
+    // The tier keeps its changeMessage, so only the primary field (the balance) updates silently.
+    assert_cases(&[(
+        |p| remove(p, "/storeCard/primaryFields/0/changeMessage"),
+        Warning,
+        "storeCard.primaryFields[0] (where Wallet shows the balance) has no changeMessage",
+    )]);
+    let quiet = super::rules_tests::check(&super::rules_tests::valid_pass());
+    assert!(!quiet.iter().any(|f| f.message.contains("where Wallet shows the balance")), "{quiet:#?}");
+}

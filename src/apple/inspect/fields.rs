@@ -87,6 +87,8 @@ pub struct FieldSummary {
     pub localizable: Vec<Localizable>,
     pub has_change_message: bool,
     pub primary_fields: usize,
+    /// Where the primary fields without a changeMessage are (`storeCard.primaryFields[0]`).
+    pub silent_primary_fields: Vec<String>,
 }
 
 /// Checks the style key and every field in it.
@@ -120,6 +122,9 @@ pub fn check_fields(pass: &Object, localizations: &Localizations, out: &mut Coll
                 summary.primary_fields = fields.len();
             }
             for (path, field) in fields {
+                if group == "primaryFields" && !field.contains_key("changeMessage") {
+                    summary.silent_primary_fields.push(path.clone());
+                }
                 let context = FieldContext { style, group, path: &path };
                 check_field(field, &context, &mut keys, localizations, &mut summary, out);
             }

@@ -9,6 +9,7 @@
 mod archive;
 mod barcodes;
 mod bundle;
+mod changes;
 mod der;
 mod fields;
 mod images;
@@ -27,6 +28,7 @@ mod field_rules_tests;
 #[cfg(test)]
 mod rules_tests;
 
+pub use changes::{Silence, SilentField, silent_changes};
 pub use report::{Finding, Report, Severity};
 pub use signature::wwdr_generation;
 

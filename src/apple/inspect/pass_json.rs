@@ -198,16 +198,14 @@ fn check_web_service(pass: &Object, out: &mut Collector) {
         );
     }
     let Some(url) = url else { return };
-    let host = |rest: &str| rest.split(['/', '?', '#']).next().is_some_and(|h| !h.is_empty());
-    if let Some(rest) = url.strip_prefix("http://")
-        && host(rest)
-    {
-        out.warn(
+    let parsed = url::Url::parse(url).ok().filter(|u| u.host_str().is_some_and(|h| !h.is_empty()));
+    match parsed.as_ref().map(url::Url::scheme) {
+        Some("https") => {}
+        Some("http") => out.warn(
             PASS_JSON,
             "webServiceURL is http; iPhones only call https unless Developer → Allow HTTP Services is on",
-        );
-    } else if !url.strip_prefix("https://").is_some_and(host) {
-        out.error(PASS_JSON, format!("webServiceURL {} is not an https URL", quote(url)));
+        ),
+        _ => out.error(PASS_JSON, format!("webServiceURL {} is not an https URL", quote(url))),
     }
 }
 
@@ -264,6 +262,15 @@ fn check_live_card(pass: &Object, summary: &FieldSummary, scannable: bool, out: 
     }
     if summary.style.is_some() && !summary.has_change_message {
         out.warn(PASS_JSON, "no field has a changeMessage, so the lock screen says nothing when the balance changes");
+    } else if summary.style == Some(Style::StoreCard) {
+        for at in &summary.silent_primary_fields {
+            out.warn(
+                PASS_JSON,
+                format!(
+                    "{at} (where Wallet shows the balance) has no changeMessage, so a balance change updates the card silently; add one with %@, for example \"You now have %@ points\""
+                ),
+            );
+        }
     }
     let no_codes =
         pass.get("barcodes").and_then(Value::as_array).is_none_or(Vec::is_empty) && !pass.contains_key("barcode");
