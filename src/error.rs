@@ -42,7 +42,8 @@ pub enum ApiError {
     #[error("{0}")]
     UnsupportedMediaType(&'static str),
     #[error("too many requests; slow down and retry later")]
-    RateLimited,
+    /// With how long to wait, for Retry-After.
+    RateLimited(std::time::Duration),
     #[error("{0}")]
     NotConfigured(String),
     /// The database (or another dependency) cannot be reached right now; the client should retry.
@@ -71,7 +72,16 @@ impl From<actix_web::error::BlockingError> for ApiError {
     }
 }
 
+/// Seconds for a Retry-After header: the wait rounded up, at least one.
+pub fn retry_after_secs(wait: std::time::Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
+}
+
 impl ApiError {
+    pub fn rate_limited(wait: std::time::Duration) -> Self {
+        ApiError::RateLimited(wait)
+    }
+
     pub fn validation(details: Vec<FieldError>) -> Self {
         let message = match details.as_slice() {
             [one] => format!("{}: {}", one.field, one.message),
@@ -95,7 +105,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NotConfigured(_) | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -112,7 +122,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => "method-not-allowed",
             ApiError::PayloadTooLarge(_) => "payload-too-large",
             ApiError::UnsupportedMediaType(_) => "unsupported-media-type",
-            ApiError::RateLimited => "rate-limited",
+            ApiError::RateLimited(_) => "rate-limited",
             ApiError::NotConfigured(_) => "not-configured",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
@@ -160,8 +170,14 @@ impl ResponseError for ApiError {
         if matches!(self, ApiError::Unauthorized(_)) {
             response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
         }
-        if matches!(self, ApiError::Unavailable(_) | ApiError::RateLimited) {
-            response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
+        match self {
+            ApiError::Unavailable(_) => {
+                response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
+            }
+            ApiError::RateLimited(wait) => {
+                response.insert_header((header::RETRY_AFTER, retry_after_secs(*wait)));
+            }
+            _ => {}
         }
         response.body(error_body(self.code(), &self.to_string(), details))
     }

@@ -112,6 +112,10 @@ pub struct Metrics {
     pub pass_cache_hits: AtomicU64,
     /// Pass lookups (web service, .pkpass link) answered from the record cache, no database read.
     pub record_cache_hits: AtomicU64,
+    /// Wrong admin or staff tokens (API and staff sign-in), counted against the sender's address.
+    pub auth_failures: AtomicU64,
+    /// Requests refused because their client address was over a per-address limit.
+    pub address_limited: AtomicU64,
     pub pass_build_failures: AtomicU64,
     pub pass_build_duration: Histogram,
     google_requests: Mutex<BTreeMap<&'static str, u64>>,
@@ -131,6 +135,8 @@ impl Default for Metrics {
             passes_built: AtomicU64::new(0),
             pass_cache_hits: AtomicU64::new(0),
             record_cache_hits: AtomicU64::new(0),
+            auth_failures: AtomicU64::new(0),
+            address_limited: AtomicU64::new(0),
             pass_build_failures: AtomicU64::new(0),
             pass_build_duration: Histogram::new(LATENCY_BOUNDS),
             google_requests: Mutex::new(BTreeMap::new()),
@@ -293,6 +299,16 @@ impl Metrics {
             "# HELP tessera_record_cache_hits_total Pass lookups answered from the per-instance record cache, without the database.\n# TYPE tessera_record_cache_hits_total counter"
         );
         let _ = writeln!(out, "tessera_record_cache_hits_total {}", self.record_cache_hits.load(Ordering::Relaxed));
+        let _ = writeln!(
+            out,
+            "# HELP tessera_auth_failures_total Wrong admin or staff tokens received.\n# TYPE tessera_auth_failures_total counter"
+        );
+        let _ = writeln!(out, "tessera_auth_failures_total {}", self.auth_failures.load(Ordering::Relaxed));
+        let _ = writeln!(
+            out,
+            "# HELP tessera_address_limited_total Requests answered 429 because their client address was over a per-address limit (token guessing, Wallet logs).\n# TYPE tessera_address_limited_total counter"
+        );
+        let _ = writeln!(out, "tessera_address_limited_total {}", self.address_limited.load(Ordering::Relaxed));
         let _ = writeln!(
             out,
             "# HELP tessera_pass_build_failures_total Apple passes that failed to build.\n# TYPE tessera_pass_build_failures_total counter"

@@ -62,7 +62,7 @@ error_responses! {
     MethodNotAllowed, "method-not-allowed", "the path exists but not with this method (405)";
     PayloadTooLarge, "payload-too-large", "the body is over the endpoint's limit (413)";
     UnsupportedMediaType, "unsupported-media-type", "the body is not sent as application/json (415)";
-    RateLimited, "rate-limited", "too many requests from this credential; wait for Retry-After seconds (429)";
+    RateLimited, "rate-limited", "too many requests from this credential or client address; wait for Retry-After seconds (429)";
     NotConfigured, "not-configured", "the feature's settings are absent, e.g. Google Wallet without its issuer and key (503)";
     Unavailable, "unavailable", "the database or another dependency cannot be reached right now; retry (503)";
     Internal, "internal", "the server failed; the cause is in its log (500)";

@@ -124,9 +124,7 @@ pub async fn perform(
     req: &HttpRequest,
     body: &Map<String, Value>,
 ) -> ApiResult<ScanView> {
-    if !state.scan_limiter.allow(credential) {
-        return Err(ApiError::RateLimited);
-    }
+    state.scan_limiter.take(credential, 1).map_err(ApiError::rate_limited)?;
     let templates = state.passes.program();
     let request = ScanRequest::from_object(body, &Context { tiers: templates })?;
     let program = &state.settings.program;

@@ -98,6 +98,8 @@ pub struct Settings {
     pub scan_retention_days: i64,
     /// HTTP worker threads (each its own event loop).
     pub http_workers: usize,
+    /// Proxies whose X-Forwarded-For names the client (per-address limits key on the client, not on them).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     pub database: crate::store::DatabaseOptions,
 }
 
@@ -152,6 +154,11 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "http_workers",
         "0",
         "HTTP worker threads; 0 means one per CPU core (several instances on one machine may each take fewer)",
+    ),
+    (
+        "trusted_proxies",
+        "",
+        "comma-separated addresses or CIDR ranges of the load balancers in front; their X-Forwarded-For names the client that per-address limits count",
     ),
     ("database_pool_size", "16", "PostgreSQL connections per instance (SQLite: one writer and eight readers)"),
     ("database_statement_timeout_ms", "10000", "PostgreSQL statement_timeout; a statement running longer is cancelled"),
@@ -294,6 +301,18 @@ impl Raw<'_> {
         Ok(secrets)
     }
 
+    fn trusted_proxies(&self) -> Result<Vec<ipnet::IpNet>, SettingsError> {
+        let list = self.get("trusted_proxies");
+        let entries = list.split(',').map(str::trim).filter(|s| !s.is_empty());
+        entries
+            .map(|entry| {
+                entry.parse::<ipnet::IpNet>().or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from)).map_err(|_| {
+                    bad("trusted_proxies", format!("has `{entry}`, which is neither an address nor a CIDR range like 10.0.0.0/8"))
+                })
+            })
+            .collect()
+    }
+
     fn positive_rate(&self, key: &str) -> Result<f64, SettingsError> {
         match self.get(key).parse::<f64>() {
             Ok(rate) if (0.01..=1_000_000.0).contains(&rate) => Ok(rate),
@@ -422,6 +441,7 @@ impl Settings {
                 0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
                 n => n,
             },
+            trusted_proxies: raw.trusted_proxies()?,
             database: crate::store::DatabaseOptions {
                 pool_size: raw.number("database_pool_size", 1..=1000, "of connections from 1 to 1000")?,
                 statement_timeout_ms: raw.number(

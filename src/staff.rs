@@ -116,7 +116,8 @@ fn session_cookie(state: &AppState, value: String, max_age: i64) -> Cookie<'stat
 /// Signs in with the staff token (a form post); back to the page either way.
 #[utoipa::path(post, path = "/staff/session", tag = "staff",
     request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "token=<staff token>&lang=<locale>"),
-    responses((status = 303, description = "Signed in (a session cookie), or back to the sign-in with a message")))]
+    responses((status = 303, description = "Signed in (a session cookie), or back to the sign-in with a message"),
+        (status = 429, response = crate::openapi::RateLimited)))]
 pub async fn sign_in(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> ApiResult<HttpResponse> {
     if body.len() > FORM_LIMIT || cross_origin(&state, &req) {
         tracing::warn!("refused a staff sign-in from another origin (or an oversized form)");
@@ -125,10 +126,12 @@ pub async fn sign_in(state: web::Data<AppState>, req: HttpRequest, body: web::By
     let lang = form_field(&body, "lang")
         .filter(|l| l.len() <= 10 && l.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-'));
     let lang = lang.map(|l| format!("lang={l}")).unwrap_or_default();
+    let address = crate::app::extract::refuse_if_guessing(&state, &req)?;
     let token = state.secrets.staff_token.expose();
     let sent = form_field(&body, "token").unwrap_or_default();
     if !constant_time_eq(sent.trim().as_bytes(), token.as_bytes()) {
         tracing::warn!("a staff sign-in with a wrong token");
+        let _ = crate::app::extract::wrong_token(&state, address, "the staff token is wrong");
         return Ok(redirect(&state, &format!("/staff?error=token&{lang}")).finish());
     }
     let value = session_value(token, crate::time_fmt::now_unix() + SESSION_SECS);

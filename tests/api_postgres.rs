@@ -56,6 +56,8 @@ mod scale_out;
 mod scans;
 #[path = "api/staff.rs"]
 mod staff;
+#[path = "api/throttling.rs"]
+mod throttling;
 #[path = "api/tools.rs"]
 mod tools;
 #[path = "api/web_service.rs"]

@@ -40,6 +40,38 @@ pub fn path_value<T: FromStr<Err = Invalid>>(req: &HttpRequest, name: &str, fiel
     parsed.map_err(|reason| ApiError::validation(vec![FieldError::new(field, reason)]))
 }
 
+/// The client's address, as per-address limits count it: the peer, or, when the peer is a trusted proxy
+/// (`TESSERA_TRUSTED_PROXIES`), the rightmost X-Forwarded-For entry that is not one (entries to its left
+/// were written by the client and could be anything).
+pub fn client_address(req: &HttpRequest, trusted: &[ipnet::IpNet]) -> std::net::IpAddr {
+    let peer = req.peer_addr().map_or(std::net::IpAddr::from([0, 0, 0, 0]), |a| a.ip());
+    let is_trusted = |ip: &std::net::IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let forwarded = req.headers().get_all("x-forwarded-for").filter_map(|v| v.to_str().ok());
+    let hops: Vec<std::net::IpAddr> =
+        forwarded.flat_map(|v| v.split(',')).filter_map(|hop| hop.trim().parse().ok()).collect();
+    hops.iter().rev().find(|ip| !is_trusted(ip)).or(hops.first()).copied().unwrap_or(peer)
+}
+
+/// Refuses a client address that sent too many wrong tokens lately (before its token is even looked at).
+pub fn refuse_if_guessing(state: &AppState, req: &HttpRequest) -> Result<std::net::IpAddr, ApiError> {
+    let address = super::limits::address_key(client_address(req, &state.settings.trusted_proxies));
+    state.auth_failures.check(&address).map_err(|wait| {
+        state.metrics.address_limited.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        ApiError::rate_limited(wait)
+    })?;
+    Ok(address)
+}
+
+/// Counts a wrong token against the address.
+pub fn wrong_token(state: &AppState, address: std::net::IpAddr, what: &'static str) -> ApiError {
+    let _ = state.auth_failures.take(&address, 1);
+    state.metrics.auth_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    ApiError::Unauthorized(what)
+}
+
 fn bearer(req: &HttpRequest) -> Option<&str> {
     let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
@@ -54,12 +86,15 @@ impl FromRequest for AdminAuth {
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(state(req).and_then(|state| match bearer(req) {
-            Some(token) if constant_time_eq(token.as_bytes(), state.secrets.admin_token.expose().as_bytes()) => {
-                Ok(AdminAuth)
+        ready(state(req).and_then(|state| {
+            let address = refuse_if_guessing(&state, req)?;
+            match bearer(req) {
+                Some(token) if constant_time_eq(token.as_bytes(), state.secrets.admin_token.expose().as_bytes()) => {
+                    Ok(AdminAuth)
+                }
+                Some(_) => Err(wrong_token(&state, address, "the admin token is wrong")),
+                None => Err(ApiError::Unauthorized("send the admin token as Authorization: Bearer <token>")),
             }
-            Some(_) => Err(ApiError::Unauthorized("the admin token is wrong")),
-            None => Err(ApiError::Unauthorized("send the admin token as Authorization: Bearer <token>")),
         }))
     }
 }
@@ -82,12 +117,13 @@ impl FromRequest for StaffAuth {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         ready(state(req).and_then(|state| {
+            let address = refuse_if_guessing(&state, req)?;
             let token = state.secrets.staff_token.expose();
             match bearer(req) {
                 Some(sent) if constant_time_eq(sent.as_bytes(), token.as_bytes()) => {
                     Ok(StaffAuth { credential: StaffAuth::fingerprint(token) })
                 }
-                Some(_) => Err(ApiError::Unauthorized("the staff token is wrong")),
+                Some(_) => Err(wrong_token(&state, address, "the staff token is wrong")),
                 None => Err(ApiError::Unauthorized("send the staff token as Authorization: Bearer <token>")),
             }
         }))

@@ -62,6 +62,11 @@ pub struct AppState {
     pub google: Option<Arc<GoogleWallet>>,
     /// Scans per staff credential.
     pub scan_limiter: Arc<limits::RateLimiter>,
+    /// Wrong admin and staff tokens per client address.
+    pub auth_failures: Arc<limits::RateLimiter<std::net::IpAddr>>,
+    /// What `POST /v1/log` may write per client address: lines, and bytes.
+    pub log_lines: Arc<limits::RateLimiter<std::net::IpAddr>>,
+    pub log_bytes: Arc<limits::RateLimiter<std::net::IpAddr>>,
     /// Writes scans with group commit.
     pub scans: crate::store::ScanRecorder,
 }
@@ -101,6 +106,9 @@ impl AppState {
             signed: Arc::new(signed),
             google,
             scan_limiter: Arc::new(limits::RateLimiter::new(settings_scan_rate)),
+            auth_failures: Arc::new(limits::RateLimiter::per_minute(limits::AUTH_FAILURES_PER_MINUTE)),
+            log_lines: Arc::new(limits::RateLimiter::per_minute(limits::LOG_LINES_PER_MINUTE)),
+            log_bytes: Arc::new(limits::RateLimiter::per_minute(limits::LOG_BYTES_PER_MINUTE)),
             scans,
         })
     }

@@ -6,7 +6,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
 use crate::app::AppState;
-use crate::app::extract::{ApplePass, parse_json, path_value, read_json_body, segment};
+use crate::app::extract::{ApplePass, client_address, parse_json, path_value, read_json_body, segment};
+use crate::app::limits::{LOG_LINES_PER_MINUTE, address_key};
 use crate::app::pkpass::pkpass_response;
 use crate::domain::{Context, DeviceLibraryId, FromObject, PushToken, SerialNumber, json_object};
 use crate::error::{ApiError, ApiResult, FieldError};
@@ -128,18 +129,31 @@ pub async fn latest_pass(
     pkpass_response(&state, req.headers(), &pass).await
 }
 
-/// `POST /v1/log`: messages from devices about problems with our passes, logged (bounded).
+/// `POST /v1/log`: messages from devices about problems with our passes, logged (bounded: 100 lines and
+/// 64 KiB a minute per client address).
 #[utoipa::path(post, path = "/v1/log", tag = "apple-web-service",
     request_body(content = Object, description = "`{\"logs\": [\"…\"]}`, at most 64 KiB"),
     responses((status = 200, description = "Logged"), (status = 400, response = crate::openapi::InvalidJson),
-        (status = 413, response = crate::openapi::PayloadTooLarge), (status = 422, response = crate::openapi::ValidationFailed)))]
+        (status = 413, response = crate::openapi::PayloadTooLarge), (status = 422, response = crate::openapi::ValidationFailed),
+        (status = 429, response = crate::openapi::RateLimited)))]
 pub async fn log(req: HttpRequest, mut payload: web::Payload) -> ApiResult<HttpResponse> {
+    // Unauthenticated, so what one address may write to the log is capped (lines and bytes a minute).
+    let state = crate::app::extract::state(&req)?;
+    let address = address_key(client_address(&req, &state.settings.trusted_proxies));
+    let limited = |wait| {
+        state.metrics.address_limited.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        ApiError::rate_limited(wait)
+    };
+    state.log_lines.check(&address).map_err(limited)?;
     let body = read_json_body(&req, &mut payload, LOG_BODY_LIMIT).await?;
     let value = parse_json(&body)?;
     let Some(logs) = value.get("logs").and_then(|l| l.as_array()) else {
         return Err(ApiError::validation(vec![FieldError::new("logs", "must be an array of strings")]));
     };
-    for entry in logs.iter().take(100) {
+    let lines = logs.len().min(LOG_LINES_PER_MINUTE as usize) as u32;
+    state.log_bytes.take(&address, body.len() as u32).map_err(limited)?;
+    state.log_lines.take(&address, lines).map_err(limited)?;
+    for entry in logs.iter().take(lines as usize) {
         let text = entry.as_str().unwrap_or_default();
         let text: String = text.chars().take(1000).filter(|c| !c.is_control()).collect();
         tracing::warn!(target: "tessera::wallet_log", message = %text, "Wallet reported");

@@ -5,9 +5,15 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use actix_web::middleware::from_fn;
-use actix_web::{App, HttpServer, web};
+use std::time::Duration;
 
+use actix_http::{HttpService, KeepAlive, error::DispatchError};
+use actix_service::{IntoServiceFactory, ServiceFactoryExt, fn_service, map_config};
+use actix_web::dev::AppConfig;
+use actix_web::middleware::from_fn;
+use actix_web::{App, web};
+
+use super::refusals::JsonRefusals;
 use super::{configure, not_found, observe, openapi};
 use crate::app::AppState;
 use crate::apple::SigningIdentity;
@@ -157,6 +163,8 @@ impl Application {
 }
 
 /// Serves HTTP on `listener` until `shutdown`, then lets the requests in flight finish (30 s at most).
+/// HTTP/1.1 as actix-web's `HttpServer` serves it, with each connection wrapped so that the framework's
+/// own refusals are JSON too (refusals.rs).
 async fn serve(
     state: &AppState,
     listener: std::net::TcpListener,
@@ -165,19 +173,33 @@ async fn serve(
     let data = web::Data::new(state.clone());
     let document = web::Data::new(openapi::Document::new(state.settings.public_url.as_str()));
     let prefix = state.settings.public_path().to_string();
-    let server = HttpServer::new(move || {
-        App::new()
-            .app_data(data.clone())
-            .app_data(document.clone())
-            .wrap(from_fn(observe))
-            .configure(configure(&prefix))
-            .default_service(web::to(not_found))
-    })
-    .workers(state.settings.http_workers)
-    .disable_signals()
-    .shutdown_timeout(30)
-    .listen(listener)?
-    .run();
+    let local = listener.local_addr()?;
+    let server = actix_server::Server::build()
+        .workers(state.settings.http_workers)
+        .disable_signals()
+        .shutdown_timeout(30)
+        .listen("tessera-http", listener, move || {
+            let app = App::new()
+                .app_data(data.clone())
+                .app_data(document.clone())
+                .wrap(from_fn(observe))
+                .configure(configure(&prefix))
+                .default_service(web::to(not_found));
+            let app = app.into_factory().map_err(|err| err.error_response());
+            let http = HttpService::build()
+                .keep_alive(KeepAlive::Timeout(Duration::from_secs(5)))
+                .client_request_timeout(Duration::from_secs(5))
+                .client_disconnect_timeout(Duration::from_secs(1))
+                .local_addr(local)
+                .h1(map_config(app, move |_| AppConfig::__priv_test_new(false, local.to_string(), local)));
+            fn_service(|io: actix_web::rt::net::TcpStream| {
+                let peer = io.peer_addr().ok();
+                let _ = io.set_nodelay(true);
+                std::future::ready(Ok::<_, DispatchError>((JsonRefusals::new(io), peer)))
+            })
+            .and_then(http)
+        })?
+        .run();
     let handle = server.handle();
     tokio::spawn(async move {
         shutdown.await;

@@ -3,6 +3,7 @@
 //! serves and runs the push worker until shutdown.
 
 mod application;
+mod refusals;
 pub mod openapi;
 
 pub use application::{Application, apns_client};

@@ -32,6 +32,7 @@ mod processes;
 mod registrations;
 mod scans;
 mod staff;
+mod throttling;
 // Programs taken from the machine, and the honest skip when one is missing.
 mod tools;
 mod web_service;

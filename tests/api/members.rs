@@ -248,3 +248,46 @@ async fn unknown_fields_a_foreign_member_id_and_bad_values_are_named_together() 
     let member = app.create_member("M-2", &gold()).await;
     assert_eq!(app.put_member("M-2", &member).await.status(), 200);
 }
+
+/// Sends `request` as raw bytes on a new connection and answers (status, JSON body) of the first answer.
+async fn raw_exchange(base: &str, request: &[u8]) -> (u16, Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(base.trim_start_matches("http://")).await.unwrap();
+    // The server may answer and close before it has read everything; what it answered is what counts.
+    let _ = conn.write_all(request).await;
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(20), conn.read_to_end(&mut answer)).await;
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no answer head: {text:?}"));
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("{head}"));
+    assert!(head.to_ascii_lowercase().contains("content-type: application/json"), "{head}");
+    let body: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body:?}"));
+    (status, body)
+}
+
+#[tokio::test]
+async fn heads_the_server_refuses_get_the_json_error_too() {
+    let app = spawn_app().await;
+    let cases: Vec<(Vec<u8>, u16, &str)> = vec![
+        (format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(70_000)).into_bytes(), 414, "uri-too-long"),
+        (format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(140_000)).into_bytes(), 414, "uri-too-long"),
+        (format!("GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "b".repeat(140_000)).into_bytes(), 431, "headers-too-large"),
+        (
+            format!("GET / HTTP/1.1\r\nHost: x\r\n{}\r\n", (0..120).map(|i| format!("X-H{i}: v\r\n")).collect::<String>())
+                .into_bytes(),
+            431,
+            "headers-too-large",
+        ),
+        (b"GARBAGE\x01\x02 nonsense\r\n\r\n".to_vec(), 400, "invalid-request"),
+        // Only the start of a head, then nothing: the server stops waiting after 5 s.
+        (b"GET /healthz HTTP/1.1\r\n".to_vec(), 408, "request-timeout"),
+    ];
+    for (request, status, code) in cases {
+        let (got, body) = raw_exchange(&app.base, &request).await;
+        assert_eq!((got, body["error"]["code"].as_str()), (status, Some(code)), "{body}");
+        assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+    // The application's own answers are untouched, on the same kind of connection.
+    let (status, body) = raw_exchange(&app.base, b"GET /api/v1/members/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
+    assert_eq!((status, body["error"]["code"].as_str()), (401, Some("unauthorized")));
+}

@@ -229,12 +229,18 @@ async fn send_across(
             let first = (round * 4 + i) % alive;
             sends.spawn(async move {
                 let (mut target, first_sent) = (first, Instant::now());
+                let deadline = first_sent + Duration::from_secs(60);
                 loop {
                     match post_events(&client, &bases[target], &batch).await {
                         Ok(answer) => return (batch, first_sent, answer),
+                        // An answer that is an error is a failure of the server, not of the connection.
+                        Err(e) if e.is_status() => panic!("batch refused by {}: {e}", bases[target]),
                         // Not answered, so not accepted: another instance takes the batch (what the
                         // killed one did commit of it now answers duplicate).
-                        Err(_) => target = (target + 1) % 2,
+                        Err(e) => {
+                            assert!(Instant::now() < deadline, "no instance answered the batch within 60 s: {e}");
+                            target = (target + 1) % 2;
+                        }
                     }
                 }
             });
