@@ -306,9 +306,15 @@ impl Raw<'_> {
         let entries = list.split(',').map(str::trim).filter(|s| !s.is_empty());
         entries
             .map(|entry| {
-                entry.parse::<ipnet::IpNet>().or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from)).map_err(|_| {
-                    bad("trusted_proxies", format!("has `{entry}`, which is neither an address nor a CIDR range like 10.0.0.0/8"))
-                })
+                entry
+                    .parse::<ipnet::IpNet>()
+                    .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        bad(
+                            "trusted_proxies",
+                            format!("has `{entry}`, which is neither an address nor a CIDR range like 10.0.0.0/8"),
+                        )
+                    })
             })
             .collect()
     }

@@ -3,8 +3,8 @@
 //! serves and runs the push worker until shutdown.
 
 mod application;
-mod refusals;
 pub mod openapi;
+mod refusals;
 
 pub use application::{Application, apns_client};
 

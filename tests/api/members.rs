@@ -271,10 +271,17 @@ async fn heads_the_server_refuses_get_the_json_error_too() {
     let cases: Vec<(Vec<u8>, u16, &str)> = vec![
         (format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(70_000)).into_bytes(), 414, "uri-too-long"),
         (format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(140_000)).into_bytes(), 414, "uri-too-long"),
-        (format!("GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "b".repeat(140_000)).into_bytes(), 431, "headers-too-large"),
         (
-            format!("GET / HTTP/1.1\r\nHost: x\r\n{}\r\n", (0..120).map(|i| format!("X-H{i}: v\r\n")).collect::<String>())
-                .into_bytes(),
+            format!("GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "b".repeat(140_000)).into_bytes(),
+            431,
+            "headers-too-large",
+        ),
+        (
+            format!(
+                "GET / HTTP/1.1\r\nHost: x\r\n{}\r\n",
+                (0..120).map(|i| format!("X-H{i}: v\r\n")).collect::<String>()
+            )
+            .into_bytes(),
             431,
             "headers-too-large",
         ),
@@ -288,6 +295,7 @@ async fn heads_the_server_refuses_get_the_json_error_too() {
         assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
     }
     // The application's own answers are untouched, on the same kind of connection.
-    let (status, body) = raw_exchange(&app.base, b"GET /api/v1/members/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
+    let (status, body) =
+        raw_exchange(&app.base, b"GET /api/v1/members/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
     assert_eq!((status, body["error"]["code"].as_str()), (401, Some("unauthorized")));
 }

@@ -12,11 +12,7 @@ use crate::staff::STAFF_TOKEN;
 /// A client whose requests come from `address` (a loopback address).
 fn client_from(address: &str) -> reqwest::Client {
     let address: IpAddr = address.parse().unwrap();
-    reqwest::Client::builder()
-        .local_address(address)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
+    reqwest::Client::builder().local_address(address).redirect(reqwest::redirect::Policy::none()).build().unwrap()
 }
 
 async fn get_member(client: &reqwest::Client, base: &str, token: &str) -> reqwest::Response {
@@ -90,7 +86,12 @@ async fn staff_sign_ins_with_wrong_tokens_are_throttled_per_address() {
     assert!(answer.headers()["set-cookie"].to_str().unwrap().starts_with("tessera_staff="));
 }
 
-async fn post_log(client: &reqwest::Client, base: &str, lines: usize, forwarded_for: Option<&str>) -> reqwest::Response {
+async fn post_log(
+    client: &reqwest::Client,
+    base: &str,
+    lines: usize,
+    forwarded_for: Option<&str>,
+) -> reqwest::Response {
     let logs: Vec<String> = (0..lines).map(|i| format!("line {i}")).collect();
     let mut request = client.post(format!("{base}/v1/log")).json(&json!({ "logs": logs }));
     if let Some(client_address) = forwarded_for {
