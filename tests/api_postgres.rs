@@ -46,6 +46,8 @@ mod passes;
 mod pg;
 #[path = "api/pg_cluster.rs"]
 mod pg_cluster;
+#[path = "api/pg_tls.rs"]
+mod pg_tls;
 #[path = "api/processes.rs"]
 mod processes;
 #[path = "api/registrations.rs"]

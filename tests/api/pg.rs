@@ -36,7 +36,7 @@ pub async fn fresh_database() -> Option<String> {
 }
 
 /// Modules of tests/api/ that only the PostgreSQL binary runs.
-const POSTGRES_ONLY: &[&str] = &["google_rate", "outage", "scale_out"];
+const POSTGRES_ONLY: &[&str] = &["google_rate", "outage", "pg_tls", "scale_out"];
 
 #[test]
 fn the_postgres_run_lists_every_suite_module() {

@@ -156,6 +156,27 @@ impl OwnCluster {
         Some(cluster)
     }
 
+    /// Turns TLS on with `cert` and `key` (PEM) and refuses every connection over TCP without it, then
+    /// restarts the server.
+    pub fn require_tls(&self, cert: &Path, key: &Path) {
+        let data = self.dir.path().join("data");
+        std::fs::copy(cert, data.join("server.crt")).unwrap();
+        std::fs::copy(key, data.join("server.key")).unwrap();
+        let mut conf = std::fs::OpenOptions::new().append(true).open(data.join("postgresql.conf")).unwrap();
+        writeln!(conf, "ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'").unwrap();
+        std::fs::write(
+            data.join("pg_hba.conf"),
+            "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostnossl all all 127.0.0.1/32 reject\n",
+        )
+        .unwrap();
+        if is_root() {
+            let _ = Command::new("chown").args(["-R", "postgres"]).arg(&data).status();
+        }
+        let _ = Command::new("chmod").arg("600").arg(data.join("server.key")).status();
+        self.down();
+        self.up();
+    }
+
     pub fn url(&self, database: &str) -> String {
         format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
     }
