@@ -1,4 +1,4 @@
-//! Scale-out on PostgreSQL (issue 7): events applied per second and pushes per second with one and with
+//! Scale-out on PostgreSQL: events applied per second and pushes per second with one and with
 //! three `tessera serve` instances (the release binary, as child processes) on one throwaway cluster.
 //!
 //! A plain program (`harness = false`). For each instance count: a fresh database; the instances start
@@ -13,7 +13,9 @@
 //! event also writes a push job, and the workers push meanwhile).
 //!
 //! Run: `cargo bench --bench postgres` (needs the `postgresql` package); `BENCH_HTTP_WORKERS=1 cargo bench
-//! --bench postgres` starts every instance with `TESSERA_HTTP_WORKERS=1`. Goals: at least 5,000 events/s
+//! --bench postgres` starts every instance with `TESSERA_HTTP_WORKERS=1`; `BENCH_TESSERA_BINARY=PATH`
+//! runs another build's `tessera` (the before/after comparison of scripts/bench-engine.sh) and
+//! `BENCH_PUSHES_ONLY=1` only the runs with devices. Goals: at least 5,000 events/s
 //! with one instance; three instances at least as fast as one.
 
 #[allow(dead_code)]
@@ -192,9 +194,10 @@ fn main() {
         return;
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    for (instances, devices) in
-        [(1, false), (3, false), (1, true), (3, true), (1, false), (3, false), (1, true), (3, true)]
-    {
+    // BENCH_PUSHES_ONLY=1: only the runs with devices (what scripts/bench-engine.sh compares across builds).
+    let pushes_only = std::env::var("BENCH_PUSHES_ONLY").is_ok_and(|v| v == "1");
+    let runs = [(1, false), (3, false), (1, true), (3, true), (1, false), (3, false), (1, true), (3, true)];
+    for (instances, devices) in runs.into_iter().filter(|(_, devices)| *devices || !pushes_only) {
         let (events, pushes, count) = runtime.block_on(run(&cluster.base, instances, devices));
         if devices {
             println!(

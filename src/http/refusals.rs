@@ -50,13 +50,20 @@ fn answer(refusal: Refusal, long_request_line: bool) -> Vec<u8> {
     .into_bytes()
 }
 
-/// Where in `written` a framework answer starts, which, and how long its head is.
+/// Where in `written` a framework answer starts, which, and how long its head is. One SIMD scan for
+/// the rare `HTTP/1.1 4` per write (this runs on every answer, pkpass bodies included).
 fn find_framework_answer(written: &[u8]) -> Option<(usize, Refusal, usize)> {
-    FRAMEWORK_ANSWERS.iter().find_map(|(prefix, refusal)| {
-        let at = written.windows(prefix.len()).position(|w| w == *prefix)?;
-        let head_end = written[at..].windows(4).position(|w| w == b"\r\n\r\n")? + 4;
-        Some((at, *refusal, head_end))
-    })
+    let mut from = 0;
+    while let Some(found) = memchr::memmem::find(&written[from..], b"HTTP/1.1 4") {
+        let at = from + found;
+        let rest = &written[at..];
+        if let Some((_, refusal)) = FRAMEWORK_ANSWERS.iter().find(|(prefix, _)| rest.starts_with(prefix)) {
+            let head_end = memchr::memmem::find(rest, b"\r\n\r\n")? + 4;
+            return Some((at, *refusal, head_end));
+        }
+        from = at + 1;
+    }
+    None
 }
 
 /// A connection whose framework refusals are answered in JSON.

@@ -250,3 +250,52 @@ async fn inspect_names_pass_json_when_one_byte_changed() {
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(stdout.lines().any(|l| l.starts_with("error: pass.json:") && l.contains("manifest")), "{stdout}");
 }
+
+/// Every pass the server hands out, for every tier and locale and again after a points change (so the
+/// per-identity SignedData is filled in for a second message digest), verifies with `openssl smime
+/// -verify` and passes `tessera inspect`, from the member link and from Apple's web service.
+#[tokio::test]
+async fn every_served_pass_verifies_with_openssl_and_inspect() {
+    let app = spawn_app().await;
+    let root = repo().join("certs-example/root.pem");
+    let check = |what: String, bytes: Vec<u8>| {
+        let files = crate::helpers::unzip(&bytes);
+        assert!(openssl_verify(&files, &root), "{what}: openssl smime -verify refuses the signature");
+        let path = app.dir.path().join(format!("{}.pkpass", what.replace([' ', '/'], "_")));
+        std::fs::write(&path, &bytes).unwrap();
+        let out = tessera(&["inspect", path.to_str().unwrap()], app.dir.path(), &[]);
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success() && stdout.contains("0 error(s)"), "{what}: inspect: {stdout}");
+        files
+    };
+    for tier in ["silver", "gold", "platinum"] {
+        for locale in ["en", "th", "vi"] {
+            let id = format!("SIG-{tier}-{locale}");
+            let body = json!({"name": "Somchai", "tier": tier, "points": 10, "locale": locale});
+            let member = app.create_member(&id, &body).await;
+            let (_, first, _) = app.download_pass(&member).await;
+            let files = check(format!("{id} new"), first);
+            let pass = pass_json(&files);
+            let changed = json!({"name": "Somchai", "tier": tier, "points": 99_999, "locale": locale});
+            assert_eq!(app.put_member(&id, &changed).await.status(), 200);
+            let (_, again, _) = app.download_pass(&member).await;
+            let files = check(format!("{id} changed"), again);
+            assert_eq!(pass_json(&files)["storeCard"]["primaryFields"][0]["value"], 99_999);
+            // The same pass from the web service, as a device fetches it after a push.
+            let latest = app
+                .client
+                .get(format!(
+                    "{}/v1/passes/{}/{}",
+                    app.base,
+                    pass["passTypeIdentifier"].as_str().unwrap(),
+                    pass["serialNumber"].as_str().unwrap()
+                ))
+                .header("authorization", format!("ApplePass {}", pass["authenticationToken"].as_str().unwrap()))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(latest.status(), 200);
+            check(format!("{id} web service"), latest.bytes().await.unwrap().to_vec());
+        }
+    }
+}

@@ -28,7 +28,10 @@ async fn a_database_that_requires_tls_is_reached_and_its_certificate_checked() {
     // Without TLS the server refuses the connection: TLS is really required.
     let refused = tessera::store::Store::connect(&format!("{base}?sslmode=disable")).await.err();
     let refused = refused.map(|e| format!("{:#}", anyhow::Error::new(e)));
-    assert!(refused.as_deref().is_some_and(|e| e.contains("no encryption")), "a plain connection is refused: {refused:?}");
+    assert!(
+        refused.as_deref().is_some_and(|e| e.contains("no encryption")),
+        "a plain connection is refused: {refused:?}"
+    );
     // verify-full with another CA: the certificate is checked and refused.
     let other_ca = repo().join("certs-example/root.pem");
     let wrong_root = format!("{base}?sslmode=verify-full&sslrootcert={}", other_ca.display());
@@ -36,22 +39,13 @@ async fn a_database_that_requires_tls_is_reached_and_its_certificate_checked() {
 
     // sslmode=require (encrypted, the certificate not checked) and verify-full with the right root both
     // serve: a member written and read back, which takes the database at every step.
-    for url in [format!("{base}?sslmode=require"), format!("{base}?sslmode=verify-full&sslrootcert={}", ca.display())]
-    {
+    for url in [format!("{base}?sslmode=require"), format!("{base}?sslmode=verify-full&sslrootcert={}", ca.display())] {
         let app = spawn_app_with(&[("database_url", &url)]).await;
         let id = format!("TLS-{}", url.len());
         let put = app.put_member(&id, &json!({"name": "Anong", "tier": "gold", "points": 5})).await;
         assert!([200, 201].contains(&put.status().as_u16()), "{url}: {}", put.status());
-        let member: serde_json::Value = app
-            .client
-            .get(app.member_url(&id))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let member: serde_json::Value =
+            app.client.get(app.member_url(&id)).bearer_auth(ADMIN_TOKEN).send().await.unwrap().json().await.unwrap();
         assert_eq!(member["points"], 5, "{url}: {member}");
         let health = app.client.get(format!("{}/healthz", app.base)).send().await.unwrap();
         assert_eq!(health.status(), 200);

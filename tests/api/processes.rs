@@ -26,7 +26,9 @@ pub fn start(env: &[(&str, String)]) -> Server {
 /// Starts `tessera serve` and answers once a log line contains `marker`; the server's address is read
 /// from an `address=` in that line when there is one.
 pub fn start_logging(env: &[(&str, String)], marker: &'static str) -> Server {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
+    // Benches may compare another build of the same commands (benches/postgres.rs); the suite never sets it.
+    let binary = std::env::var_os("BENCH_TESSERA_BINARY").unwrap_or_else(|| env!("CARGO_BIN_EXE_tessera").into());
+    let mut cmd = Command::new(binary);
     cmd.arg("serve").current_dir(env!("CARGO_MANIFEST_DIR")).env("NO_COLOR", "1").stderr(Stdio::piped());
     for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("TESSERA_")) {
         cmd.env_remove(k);
