@@ -11,7 +11,7 @@
 #      counters before and after say how many were);
 #   2. same pass: one pass again and again (cache hits);
 #   3. 304: the same pass with If-Modified-Since = its Last-Modified;
-#   4. and 5. distinct and same on the member link, which reads the database on every request.
+#   4. and 5. distinct and same on the member link (its member lookup cached like the web service's).
 # The server is stopped on exit, whatever happens.
 #
 # Note: the server and wrk share the machine's cores; the figures are a lower bound of the server alone.

@@ -38,8 +38,6 @@ mod members;
 mod openapi;
 #[path = "api/outage.rs"]
 mod outage;
-#[path = "api/pass_cache.rs"]
-mod pass_cache;
 #[path = "api/passes.rs"]
 mod passes;
 #[path = "api/pg.rs"]
@@ -64,3 +62,5 @@ mod throttling;
 mod tools;
 #[path = "api/web_service.rs"]
 mod web_service;
+#[path = "api/webdriver.rs"]
+mod webdriver;

@@ -9,6 +9,7 @@ mod google;
 mod jobs;
 mod ledger;
 mod members;
+mod migrations;
 mod notify;
 mod outbox;
 mod registrations;
@@ -27,7 +28,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use tokio::sync::Notify;
 
-use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Row};
 
 #[derive(Debug, thiserror::Error)]
@@ -185,11 +185,6 @@ pub struct Store {
     google_outbox: Arc<AtomicBool>,
 }
 
-/// The embedded migrations (`migrations/<back end>/NNNN_name.sql`, checked in at compile time): the same
-/// schema for each back end, in its own dialect where the two differ.
-static SQLITE_MIGRATOR: Migrator = sqlx_macros::migrate!("migrations/sqlite");
-static POSTGRES_MIGRATOR: Migrator = sqlx_macros::migrate!("migrations/postgres");
-
 /// The change generation of a SQLite file, one per file in this process: two stores opened on one file
 /// (instances in one process, as the tests run them) see each other's changes in their caches. Another
 /// process on the same file would not; a SQLite file has one owner.
@@ -254,8 +249,7 @@ impl Store {
     pub async fn migrate(&self) -> StoreResult<()> {
         // On PostgreSQL the migrator holds an advisory lock while it runs, so instances that start together
         // migrate one after the other.
-        let migrator = if self.sqlite { &SQLITE_MIGRATOR } else { &POSTGRES_MIGRATOR };
-        migrator.run(&self.writer).await?;
+        migrations::migrator(self.sqlite).run(&self.writer).await?;
         Ok(())
     }
 

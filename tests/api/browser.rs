@@ -1,5 +1,5 @@
 //! A real browser for the page tests: headless Chromium (Debian's `chromium`) driven over WebDriver
-//! (fantoccini) by a chromedriver of its own (Debian's `chromium-driver`), one per `Browser`, so tests
+//! (webdriver.rs) by a chromedriver of its own (Debian's `chromium-driver`), one per `Browser`, so tests
 //! that start browsers concurrently never share one. Both are found on PATH; where either is missing,
 //! `start_browser` gives `None` and the test says "skipped", or fails under CI=true (tools.rs).
 //!
@@ -17,9 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fantoccini::elements::Element;
-use fantoccini::wd::TimeoutConfiguration;
-use fantoccini::{Client, ClientBuilder, Locator};
+use crate::webdriver::{self, Element, Session};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -52,7 +50,7 @@ pub struct BrowserOptions {
 /// A running headless Chromium. Dropping it kills chromedriver and the browser (their whole process
 /// group) and removes the profile; `close` ends the WebDriver session cleanly first.
 pub struct Browser {
-    pub client: Client,
+    client: Session,
     /// Declared before the profile: fields drop in order, so the processes are gone before their
     /// profile folder is removed.
     _driver: Driver,
@@ -110,19 +108,16 @@ async fn try_start(options: &BrowserOptions, programs: &Programs) -> Result<Brow
         .map_err(|e| format!("a temporary profile folder: {e}"))?;
     // On any failure below, dropping `driver` kills chromedriver and whatever Chromium it started.
     let driver = start_driver(&programs.chromedriver).await?;
-    let mut builder = ClientBuilder::native();
-    builder.capabilities(capabilities(options, profile.path(), &programs.chromium));
     let url = format!("http://127.0.0.1:{}", driver.port);
-    let connect = builder.connect(&url);
+    let connect = webdriver::new_session(&url, capabilities(options, profile.path(), &programs.chromium));
     let client = match tokio::time::timeout(SESSION_START, connect).await {
         Ok(Ok(client)) => client,
         Ok(Err(e)) => return Err(format!("chromedriver could not start Chromium: {e}")),
         Err(_) => return Err(format!("Chromium did not start within {SESSION_START:?}")),
     };
     // Our own polling does the waiting: no implicit waits; a hung page load fails in 30 s, not 300.
-    let timeouts =
-        TimeoutConfiguration::new(Some(Duration::from_secs(30)), Some(Duration::from_secs(30)), Some(Duration::ZERO));
-    client.update_timeouts(timeouts).await.map_err(|e| format!("setting timeouts: {e}"))?;
+    let (page_load, script) = (Duration::from_secs(30), Duration::from_secs(30));
+    client.set_timeouts(page_load, script, Duration::ZERO).await.map_err(|e| format!("setting timeouts: {e}"))?;
     Ok(Browser { client, _driver: driver, _profile: profile })
 }
 
@@ -293,7 +288,7 @@ impl Browser {
         let deadline = Instant::now() + WAIT;
         let mut last = None;
         loop {
-            if let Ok(element) = self.client.find(Locator::Css(css)).await
+            if let Ok(element) = self.client.find(css).await
                 && let Ok(text) = element.text().await
             {
                 if text.contains(needle) {
@@ -326,15 +321,14 @@ impl Browser {
     /// Presses Enter in the element matching `css` (submitting its form, for an input).
     pub async fn press_enter(&self, css: &str) {
         let element = self.wait_for_element(css).await;
-        let enter: char = fantoccini::key::Key::Enter.into();
-        element.send_keys(&enter.to_string()).await.unwrap_or_else(|e| panic!("pressing Enter in `{css}`: {e}"));
+        element.send_keys(webdriver::ENTER).await.unwrap_or_else(|e| panic!("pressing Enter in `{css}`: {e}"));
     }
 
     /// Clicks the element matching `css`, retrying for 10 s while it is missing, hidden or covered.
     pub async fn click(&self, css: &str) {
         let deadline = Instant::now() + WAIT;
         loop {
-            let error = match self.client.find(Locator::Css(css)).await {
+            let error = match self.client.find(css).await {
                 Ok(element) => match element.click().await {
                     Ok(()) => return,
                     Err(e) => e.to_string(),
@@ -354,14 +348,14 @@ impl Browser {
 
     /// Whether an element matches `css` now (no waiting).
     pub async fn exists(&self, css: &str) -> bool {
-        let found = self.client.find_all(Locator::Css(css)).await;
+        let found = self.client.find_all(css).await;
         !found.unwrap_or_else(|e| panic!("looking for `{css}`: {e}")).is_empty()
     }
 
     /// Runs `js` as the body of a function in the page and returns what it returns (so write
     /// `return …`); a returned promise is awaited. Panics on a script error.
     pub async fn eval(&self, js: &str) -> Value {
-        self.client.execute(js, Vec::new()).await.unwrap_or_else(|e| panic!("running {js:?}: {e}"))
+        self.client.execute(js).await.unwrap_or_else(|e| panic!("running {js:?}: {e}"))
     }
 
     /// Every URL the current page loaded: the document's, then each resource's (scripts, styles,
@@ -398,7 +392,7 @@ impl Browser {
 
     /// Ends the WebDriver session (chromedriver closes Chromium), then kills chromedriver.
     pub async fn close(self) {
-        let _ = self.client.clone().close().await;
+        let _ = self.client.close().await;
         // Dropping `self` then kills chromedriver (and anything left of Chromium) and removes the profile.
     }
 
@@ -406,7 +400,7 @@ impl Browser {
     async fn wait_for_element(&self, css: &str) -> Element {
         let deadline = Instant::now() + WAIT;
         loop {
-            if let Ok(element) = self.client.find(Locator::Css(css)).await {
+            if let Ok(element) = self.client.find(css).await {
                 return element;
             }
             if Instant::now() > deadline {
@@ -421,7 +415,7 @@ impl Browser {
     }
 
     async fn current_url(&self) -> String {
-        self.client.current_url().await.map(|url| url.to_string()).unwrap_or_else(|e| format!("(unknown URL: {e})"))
+        self.client.current_url().await.unwrap_or_else(|e| format!("(unknown URL: {e})"))
     }
 
     async fn source(&self) -> String {

@@ -36,3 +36,5 @@ mod throttling;
 // Programs taken from the machine, and the honest skip when one is missing.
 mod tools;
 mod web_service;
+// The WebDriver commands browser.rs sends to chromedriver.
+mod webdriver;
