@@ -9,29 +9,18 @@ use std::sync::OnceLock;
 use sqlx::SqlSafeStr;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 
+/// Both folders hold the same files (each in its back end's dialect), so they are listed once; a unit test
+/// holds the list to each folder.
 macro_rules! embedded {
-    ($dir:literal: $($file:literal),+ $(,)?) => {
-        &[$(($file, include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/", $dir, "/", $file)))),+]
+    ($($file:literal),+ $(,)?) => {
+        const SQLITE: &[(&str, &str)] =
+            &[$(($file, include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite/", $file)))),+];
+        const POSTGRES: &[(&str, &str)] =
+            &[$(($file, include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/postgres/", $file)))),+];
     };
 }
 
-/// Every file of migrations/sqlite, in order (a unit test holds this list to the folder).
-const SQLITE: &[(&str, &str)] = embedded!("sqlite":
-    "0001_init.sql",
-    "0002_live_updates.sql",
-    "0003_google.sql",
-    "0004_scans.sql",
-    "0005_scan_retention.sql",
-);
-
-/// Every file of migrations/postgres, in order.
-const POSTGRES: &[(&str, &str)] = embedded!("postgres":
-    "0001_init.sql",
-    "0002_live_updates.sql",
-    "0003_google.sql",
-    "0004_scans.sql",
-    "0005_scan_retention.sql",
-);
+embedded!("0001_init.sql", "0002_live_updates.sql", "0003_google.sql", "0004_scans.sql", "0005_scan_retention.sql");
 
 /// The migrator of a back end, built once.
 pub(super) fn migrator(sqlite: bool) -> &'static Migrator {
