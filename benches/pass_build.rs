@@ -57,6 +57,7 @@ fn member<'a>(points: i64, attributes: &'a serde_json::Value) -> PassData<'a> {
         points,
         locale: Some("th-TH"),
         attributes,
+        latest_offer: None,
         modified_at: 1_767_225_600,
     }
 }

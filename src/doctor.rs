@@ -244,6 +244,7 @@ fn sample_member<'a>(tier: &'a str, points: i64, locale: &'a str, attributes: &'
         points,
         locale: Some(locale),
         attributes,
+        latest_offer: None,
         modified_at: crate::time_fmt::now_unix(),
     }
 }

@@ -25,6 +25,10 @@ pub trait IdSource {
     fn serial(&mut self) -> String;
     /// The pass's authenticationToken.
     fn auth_token(&mut self) -> String;
+    /// A coupon's code (what its barcode carries and staff redeem).
+    fn coupon_code(&mut self) -> String {
+        crate::domain::CouponCode::random().into_string()
+    }
 }
 
 /// Fresh random identifiers from OpenSSL's CSPRNG.

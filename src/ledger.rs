@@ -181,7 +181,7 @@ pub async fn webhook(
     let body = read_json_body(&req, &mut payload, BODY_LIMIT).await?;
     let header = req.headers().get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
     verify_signature(header, &body, &state.secrets.webhook_secrets, crate::time_fmt::now_unix())?;
-    let context = Context { tiers: state.passes.program() };
+    let context = state.passes.program().parse_context();
     let events = LedgerBody::parse(&parse_json(&body)?, &context)?.into_events();
     tracing::Span::current().record("events", events.len());
     let identity = state.passes.identity();
@@ -211,7 +211,7 @@ mod tests {
 
     fn parse(body: serde_json::Value) -> ApiResult<Vec<LedgerEvent>> {
         const TIERS: &[&str] = &["gold"];
-        LedgerBody::parse(&body, &Context { tiers: &TIERS }).map(LedgerBody::into_events)
+        LedgerBody::parse(&body, &Context { tiers: &TIERS, offers: &TIERS }).map(LedgerBody::into_events)
     }
 
     fn event(i: usize) -> serde_json::Value {

@@ -246,7 +246,7 @@ pub async fn put_member(
 ) -> ApiResult<HttpResponse> {
     let member_id = member_id_from_path(&req)?;
     tracing::Span::current().record("member_id", member_id.as_str());
-    let change = MemberPut::parse(&member_id, body, &Context { tiers: state.passes.program() })?.into_change();
+    let change = MemberPut::parse(&member_id, body, &state.passes.program().parse_context())?.into_change();
     let identity = state.passes.identity();
     let identity = (identity.pass_type_id.as_str(), identity.team_id.as_str());
     let program = &state.settings.program;

@@ -27,6 +27,8 @@ pub struct MemberRecord {
     pub update_tag: i64,
     /// Unix seconds; the pass's Last-Modified.
     pub modified_at: i64,
+    /// The template of the latest offer granted to the member (its title is on the card's back).
+    pub latest_offer: Option<String>,
 }
 
 /// What the admin API (or a ledger event) sets on a member.
@@ -93,4 +95,102 @@ pub struct ObjectState {
     /// Unix seconds of notifications asked for, newest last.
     pub notified_at: Vec<i64>,
     pub saved: bool,
+}
+
+/// A stored offer with its coupons counted by state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OfferRecord {
+    pub program: String,
+    pub offer_id: String,
+    pub template: String,
+    /// Unix seconds: coupons are redeemable in [valid_from, valid_until).
+    pub valid_from: i64,
+    pub valid_until: i64,
+    pub per_member: i64,
+    pub quota: Option<i64>,
+    pub withdrawn_at: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub counts: CouponCounts,
+}
+
+/// An offer's coupons by state (an active coupon past the window counts as expired).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct CouponCounts {
+    pub granted: i64,
+    pub redeemed: i64,
+    pub expired: i64,
+    pub withdrawn: i64,
+}
+
+/// What a coupon is now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CouponState {
+    Active,
+    Redeemed,
+    Expired,
+    Withdrawn,
+}
+
+impl CouponState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CouponState::Active => "active",
+            CouponState::Redeemed => "redeemed",
+            CouponState::Expired => "expired",
+            CouponState::Withdrawn => "withdrawn",
+        }
+    }
+
+    /// The stored word; anything else reads as withdrawn (never redeemable).
+    pub fn parse(word: &str) -> CouponState {
+        match word {
+            "active" => CouponState::Active,
+            "redeemed" => CouponState::Redeemed,
+            "expired" => CouponState::Expired,
+            _ => CouponState::Withdrawn,
+        }
+    }
+
+    /// The Apple coupon pass is voided once the coupon is used up or taken back.
+    pub fn voids_pass(self) -> bool {
+        matches!(self, CouponState::Redeemed | CouponState::Withdrawn)
+    }
+}
+
+/// A stored coupon with what its pass shows of its offer and member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CouponRecord {
+    pub coupon_id: String,
+    pub program: String,
+    pub offer_id: String,
+    pub member_id: String,
+    pub code: String,
+    /// As stored: an `Active` coupon past `valid_until` is expired (see `state_at`).
+    pub stored_state: CouponState,
+    pub granted_at: i64,
+    pub redeemed_at: Option<i64>,
+    pub redeemed_location: Option<String>,
+    pub serial_number: String,
+    pub authentication_token: String,
+    pub pass_type_id: String,
+    pub update_tag: i64,
+    pub modified_at: i64,
+    pub template: String,
+    pub valid_from: i64,
+    pub valid_until: i64,
+    pub member_name: Option<String>,
+    pub member_tier: String,
+    pub member_locale: Option<String>,
+}
+
+impl CouponRecord {
+    /// The coupon's state at `now`: an active coupon whose window closed is expired even before the
+    /// sweep marks it.
+    pub fn state_at(&self, now: i64) -> CouponState {
+        match self.stored_state {
+            CouponState::Active if now >= self.valid_until => CouponState::Expired,
+            state => state,
+        }
+    }
 }

@@ -100,6 +100,7 @@ pub async fn member_page(state: web::Data<AppState>, req: HttpRequest) -> ApiRes
             points: record.points,
             locale,
             attributes: &attributes,
+            latest_offer: None,
         },
         apple_url: &links.apple,
         google_url: google_url.as_deref(),

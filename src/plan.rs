@@ -117,6 +117,7 @@ fn new_member(
         voided: false,
         update_tag: 0,
         modified_at: now,
+        latest_offer: None,
     }
 }
 
@@ -244,6 +245,8 @@ pub fn decide_retire(existing: &MemberRecord, now: i64) -> Plan {
     }
     plan
 }
+
+pub mod offers;
 
 #[cfg(test)]
 mod tests;

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 
 use crate::app::AppState;
 use crate::app::extract::{AdminAuth, JsonObject, StaffAuth};
-use crate::domain::{Barcode, Context, FromObject, Location, MemberId, json_object};
+use crate::domain::{Barcode, FromObject, Location, MemberId, json_object};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::members::member_id_from_path;
 use crate::store::ScanRecord;
@@ -126,7 +126,7 @@ pub async fn perform(
 ) -> ApiResult<ScanView> {
     state.scan_limiter.take(credential, 1).map_err(ApiError::rate_limited)?;
     let templates = state.passes.program();
-    let request = ScanRequest::from_object(body, &Context { tiers: templates })?;
+    let request = ScanRequest::from_object(body, &templates.parse_context())?;
     let program = &state.settings.program;
     let member_id = member_of_barcode(&request.barcode, &templates.barcodes, program)?;
     let target = state
@@ -185,7 +185,7 @@ mod tests {
     use super::*;
 
     fn parse(v: Value) -> Result<ScanRequest, crate::domain::Faults> {
-        ScanRequest::from_value(&v, &Context::without_tiers())
+        ScanRequest::from_value(&v, &crate::domain::Context::without_tiers())
     }
 
     #[test]

@@ -71,6 +71,7 @@ pub fn build_pass(state: &AppState, record: &MemberRecord) -> Result<Vec<u8>, Ap
         points: record.points,
         locale: record.locale.as_deref(),
         attributes: &attributes,
+        latest_offer: record.latest_offer.as_deref(),
         modified_at: record.modified_at,
     };
     match state.passes.build(&data) {

@@ -28,6 +28,8 @@ pub struct PassData<'a> {
     pub points: i64,
     pub locale: Option<&'a str>,
     pub attributes: &'a serde_json::Value,
+    /// The template of the latest offer granted (its title is on the card's back).
+    pub latest_offer: Option<&'a str>,
     /// Unix seconds; dates the archive's entries.
     pub modified_at: i64,
 }
@@ -118,6 +120,7 @@ impl PassBuilder {
                 points: data.points,
                 locale: self.program.resolve_locale(data.locale),
                 attributes: data.attributes,
+                latest_offer: data.latest_offer.and_then(|t| self.program.offer(t)).map(|o| o.design.title.as_str()),
             },
         };
         Ok(self.program.render_pass_json(&tier.design, &ctx)?)
@@ -233,6 +236,7 @@ mod tests {
             points: 1250,
             locale: Some("th"),
             attributes,
+            latest_offer: None,
             modified_at: 1_795_334_400,
         }
     }

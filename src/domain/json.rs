@@ -14,13 +14,15 @@ use super::{Invalid, TierCatalog};
 pub struct Context<'a> {
     /// The program's tiers, for [`super::TierName`].
     pub tiers: &'a dyn TierCatalog,
+    /// The program's offer templates, for [`super::OfferTemplateName`] (a catalog of names too).
+    pub offers: &'a dyn TierCatalog,
 }
 
 impl Context<'static> {
     /// For a body that names no tier.
     pub fn without_tiers() -> Context<'static> {
         const NONE: &[&str] = &[];
-        Context { tiers: &NONE }
+        Context { tiers: &NONE, offers: &NONE }
     }
 }
 
@@ -221,7 +223,7 @@ mod tests {
     }
 
     fn context() -> Context<'static> {
-        Context { tiers: &TIERS }
+        Context { tiers: &TIERS, offers: &TIERS }
     }
 
     fn fields(faults: &Faults) -> Vec<(&str, &str)> {

@@ -275,7 +275,7 @@ mod tests {
     const TIERS: &[&str] = &["silver", "gold", "platinum"];
 
     fn read<T: FromJson>(value: Value) -> Result<T, String> {
-        T::from_json(&value, &Context { tiers: &TIERS }).map_err(|e| e.to_string())
+        T::from_json(&value, &Context { tiers: &TIERS, offers: &TIERS }).map_err(|e| e.to_string())
     }
 
     #[test]

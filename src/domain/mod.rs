@@ -10,6 +10,7 @@ mod apple;
 mod json;
 mod ledger;
 mod member;
+mod offer;
 mod scan;
 
 use std::borrow::Cow;
@@ -24,6 +25,10 @@ pub use ledger::{EventId, MAX_EVENT_ID, Sequence};
 pub use member::{
     Attributes, Locale, MAX_ATTRIBUTES_BYTES, MAX_MEMBER_ID, MAX_NAME_CHARS, MAX_POINTS, MemberId, MemberName, Points,
     TierCatalog, TierName,
+};
+pub use offer::{
+    CouponCode, Instant, MAX_GRANT, MAX_PER_MEMBER, MAX_QUOTA, OfferId, OfferTemplateName, PerMember, Quota,
+    is_template_name,
 };
 pub use scan::{Barcode, Location, MAX_BARCODE, MAX_LOCATION};
 

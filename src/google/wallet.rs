@@ -134,6 +134,7 @@ impl GoogleWallet {
                 points: member.points,
                 locale,
                 attributes: &attributes,
+                latest_offer: None,
             },
             tier_image_url: &image_url(&self.public_url, Some(&member.tier), "strip@3x.png"),
         })

@@ -53,6 +53,7 @@ fn member(id: &str, sequence: Option<i64>, points: i64, tier: &str) -> MemberRec
         voided: false,
         update_tag: 7,
         modified_at: NOW - 50,
+        latest_offer: None,
     }
 }
 
@@ -80,7 +81,7 @@ fn points(n: i64) -> Points {
 }
 
 fn attributes(object: serde_json::Value) -> Attributes {
-    Attributes::from_json(&object, &Context { tiers: &TIERS }).unwrap()
+    Attributes::from_json(&object, &Context { tiers: &TIERS, offers: &TIERS }).unwrap()
 }
 
 fn ev(id: &str, member_id: &str, sequence: i64, balance: i64, tier_name: &str) -> LedgerEvent {

@@ -4,7 +4,7 @@
 use sqlx::{Any, Row, Transaction};
 
 use super::jobs::{Outbox, Outcome, RefusalChange, Settled, settle_jobs};
-use super::members::{MEMBER_COLUMNS, member_from_row};
+use super::members::{MEMBER_COLUMN_COUNT, MEMBER_COLUMNS, member_from_row};
 use super::{MemberRecord, Params, Store, StoreResult};
 use crate::model::ObjectState;
 
@@ -57,7 +57,7 @@ impl Store {
         let rows = query.fetch_all(&self.writer).await?;
         Ok(rows
             .iter()
-            .map(|r| Ok((member_from_row(r)?, object_state_from(r, 19)?)))
+            .map(|r| Ok((member_from_row(r)?, object_state_from(r, MEMBER_COLUMN_COUNT)?)))
             .collect::<Result<_, sqlx::Error>>()?)
     }
 

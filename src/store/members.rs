@@ -12,7 +12,10 @@ use crate::plan::Plan;
 
 pub(crate) const MEMBER_COLUMNS: &str = "m.program, m.member_id, m.public_id, m.name, m.tier, m.points, m.locale, m.attributes, \
      m.retired, m.ledger_sequence, m.created_at, m.updated_at, p.serial_number, p.authentication_token, \
-     p.pass_type_id, p.team_id, p.voided, p.update_tag, p.modified_at";
+     p.pass_type_id, p.team_id, p.voided, p.update_tag, p.modified_at, m.latest_offer";
+
+/// How many columns `MEMBER_COLUMNS` reads: a statement's own columns follow from this index.
+pub(crate) const MEMBER_COLUMN_COUNT: usize = 20;
 
 pub(crate) fn member_from_row(row: &AnyRow) -> Result<MemberRecord, sqlx::Error> {
     Ok(MemberRecord {
@@ -35,6 +38,7 @@ pub(crate) fn member_from_row(row: &AnyRow) -> Result<MemberRecord, sqlx::Error>
         voided: row.try_get::<i64, _>(16)? != 0,
         update_tag: row.try_get(17)?,
         modified_at: row.try_get(18)?,
+        latest_offer: row.try_get(19)?,
     })
 }
 

@@ -20,7 +20,7 @@ macro_rules! embedded {
     };
 }
 
-embedded!("0001_init.sql", "0002_live_updates.sql", "0003_google.sql", "0004_scans.sql", "0005_scan_retention.sql");
+embedded!("0001_init.sql", "0002_live_updates.sql", "0003_google.sql", "0004_scans.sql", "0005_scan_retention.sql", "0006_offers.sql");
 
 /// The migrator of a back end, built once.
 pub(super) fn migrator(sqlite: bool) -> &'static Migrator {

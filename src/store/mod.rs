@@ -11,14 +11,19 @@ mod ledger;
 mod members;
 mod migrations;
 mod notify;
+mod offers;
 mod outbox;
 mod registrations;
 mod scans;
 mod write;
 
-pub use crate::model::{EventStatus, LedgerEvent, MemberChange, MemberRecord, UpsertOutcome};
+pub use crate::model::{
+    CouponCounts, CouponRecord, CouponState, EventStatus, LedgerEvent, MemberChange, MemberRecord, OfferRecord,
+    UpsertOutcome,
+};
 pub use connect::DatabaseOptions;
 pub use jobs::{Job, JobAction, Outbox, Outcome, RefusalChange, Settled};
+pub use offers::{GrantOutcome, OfferPutRefusal, OfferSpec, RedeemFailure};
 pub use outbox::PushEffect;
 pub use registrations::{DeviceRecord, Registered};
 pub use scans::{ScanRecord, ScanRecorder, ScanTarget};

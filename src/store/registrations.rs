@@ -102,9 +102,10 @@ impl Store {
     ) -> StoreResult<(Vec<String>, i64)> {
         let device = device.as_str();
         let rows = sqlx::query(
-            "SELECT c.value, r.serial_number, p.update_tag FROM counters c \
+            "SELECT c.value, r.serial_number, COALESCE(p.update_tag, cp.update_tag) FROM counters c \
              LEFT JOIN registrations r ON r.device_library_id = $1 AND r.pass_type_id = $2 \
              LEFT JOIN apple_passes p ON p.serial_number = r.serial_number \
+             LEFT JOIN coupons cp ON cp.serial_number = r.serial_number \
              WHERE c.name = 'pass_update_tag' ORDER BY r.serial_number",
         )
         .bind(device)

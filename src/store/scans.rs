@@ -4,7 +4,7 @@
 use sqlx::Row;
 use tokio::sync::{mpsc, oneshot};
 
-use super::members::{MEMBER_COLUMNS, member_from_row};
+use super::members::{MEMBER_COLUMN_COUNT, MEMBER_COLUMNS, member_from_row};
 use super::{MemberRecord, Params, Store, StoreError, StoreResult};
 use crate::domain::MemberId;
 
@@ -45,8 +45,8 @@ impl Store {
         let Some(row) = row else { return Ok(None) };
         Ok(Some(ScanTarget {
             member: member_from_row(&row)?,
-            devices: row.try_get(19)?,
-            google_saved: row.try_get::<Option<i64>, _>(20)?.unwrap_or(0) != 0,
+            devices: row.try_get(MEMBER_COLUMN_COUNT)?,
+            google_saved: row.try_get::<Option<i64>, _>(MEMBER_COLUMN_COUNT + 1)?.unwrap_or(0) != 0,
         }))
     }
 

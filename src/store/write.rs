@@ -45,6 +45,11 @@ pub(crate) async fn write_plan(
             announce(tx, sqlite, Outbox::GoogleObjects).await?;
         }
     }
+    let retired = retired_members(plan);
+    if !retired.is_empty() {
+        let now = crate::time_fmt::now_unix();
+        written.pushes |= super::offers::withdraw_member_coupons(tx, sqlite, &retired, now).await?;
+    }
     record_event_statuses(tx, sqlite, &plan.event_statuses_to_record).await?;
     let mut next_tag = reserve_update_tags(tx, plan.created.len() + plan.changed_passes.len()).await?;
     if !plan.created.is_empty() {
@@ -63,6 +68,17 @@ pub(crate) struct Written {
     pub google: bool,
 }
 
+/// Members this plan retires (their pass is voided by it): their open coupons are withdrawn with them.
+fn retired_members(plan: &Plan) -> BTreeSet<(&str, &str)> {
+    let voided: BTreeSet<&str> =
+        plan.changed_passes.iter().filter(|p| p.voided).map(|p| p.serial_number.as_str()).collect();
+    plan.updated
+        .iter()
+        .filter(|m| m.retired && voided.contains(m.serial_number.as_str()))
+        .map(|m| (m.program.as_str(), m.member_id.as_str()))
+        .collect()
+}
+
 /// New members and members whose pass changed (what the Google object shows changed with it).
 fn google_members(plan: &Plan) -> BTreeSet<(&str, &str)> {
     let changed: BTreeSet<&str> = plan.changed_passes.iter().map(|p| p.serial_number.as_str()).collect();
@@ -75,7 +91,7 @@ fn google_members(plan: &Plan) -> BTreeSet<(&str, &str)> {
 
 /// Reserves `count` consecutive tags from the global counter and answers the first. The counter row stays
 /// locked until commit, so tags follow commit order on every back end.
-async fn reserve_update_tags(tx: &mut Transaction<'static, Any>, count: usize) -> StoreResult<i64> {
+pub(crate) async fn reserve_update_tags(tx: &mut Transaction<'static, Any>, count: usize) -> StoreResult<i64> {
     if count == 0 {
         return Ok(0);
     }
@@ -167,7 +183,7 @@ async fn update_members(tx: &mut Transaction<'static, Any>, sqlite: bool, update
 }
 
 /// A new tag, Last-Modified and voided flag for every changed pass.
-async fn update_passes(
+pub(crate) async fn update_passes(
     tx: &mut Transaction<'static, Any>,
     sqlite: bool,
     changed: &[PassChange],

@@ -87,6 +87,7 @@ impl Program {
                         points: 1250,
                         locale,
                         attributes: attrs,
+                        latest_offer: None,
                     };
                     let state = if i == 0 { "ACTIVE" } else { "EXPIRED" };
                     let ctx = ObjectContext { object_id: "1.sample-M", class_id, state, member, tier_image_url: url };
@@ -98,7 +99,7 @@ impl Program {
     }
 
     /// `t` (the strings of `locale`), `localized` and `program`.
-    fn google_common(&self, locale: &str) -> Jinja {
+    pub(super) fn google_common(&self, locale: &str) -> Jinja {
         let translations = self.translations_for(locale);
         let localized = Jinja::from_function(move |key: &str| -> Result<Jinja, minijinja::Error> {
             let values = translations.get(key).ok_or_else(|| {
@@ -136,7 +137,7 @@ impl Program {
         out
     }
 
-    fn render_json(&self, name: &str, context: Jinja) -> Result<Value, TemplateError> {
+    pub(super) fn render_json(&self, name: &str, context: Jinja) -> Result<Value, TemplateError> {
         let template = self.env.get_template(name).map_err(|e| jinja_error(&self.dir, &e))?;
         let text = template.render(context).map_err(|e| jinja_error(&self.dir, &e))?;
         match serde_json::from_str::<Value>(&text) {
@@ -170,7 +171,7 @@ pub fn hex_color(rgb: &str) -> String {
     }
 }
 
-fn google_barcode_type(apple: &str) -> &'static str {
+pub(super) fn google_barcode_type(apple: &str) -> &'static str {
     match apple {
         "PKBarcodeFormatPDF417" => "PDF_417",
         "PKBarcodeFormatAztec" => "AZTEC",
@@ -196,6 +197,7 @@ mod tests {
             points: 1250,
             locale,
             attributes,
+            latest_offer: None,
         }
     }
 

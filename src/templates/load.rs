@@ -106,6 +106,7 @@ pub(super) fn environment(dir: &Path) -> Result<minijinja::Environment<'static>,
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
     let mut names: Vec<String> = vec![PASS_TEMPLATE.into(), PAGE_TEMPLATE.into(), STAFF_TEMPLATE.into()];
     json_files_under(dir, Path::new("google"), &mut names)?;
+    json_files_under(dir, Path::new("offers"), &mut names)?;
     for template in names {
         let path = dir.join(&template);
         let source = std::fs::read_to_string(&path).map_err(|e| terr(&path, None, format!("cannot be read: {e}")))?;
@@ -163,7 +164,7 @@ pub(super) fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T
     })
 }
 
-fn read_dir(dir: &Path) -> Result<Vec<std::fs::DirEntry>, TemplateError> {
+pub(super) fn read_dir(dir: &Path) -> Result<Vec<std::fs::DirEntry>, TemplateError> {
     let mut entries: Vec<_> = std::fs::read_dir(dir)
         .map_err(|e| terr(dir, None, format!("cannot be read: {e}")))?
         .filter_map(Result::ok)
@@ -172,7 +173,7 @@ fn read_dir(dir: &Path) -> Result<Vec<std::fs::DirEntry>, TemplateError> {
     Ok(entries)
 }
 
-fn read_pngs(dir: &Path) -> Result<BTreeMap<String, Vec<u8>>, TemplateError> {
+pub(super) fn read_pngs(dir: &Path) -> Result<BTreeMap<String, Vec<u8>>, TemplateError> {
     let mut out = BTreeMap::new();
     if !dir.is_dir() {
         return Ok(out);

@@ -22,9 +22,11 @@ use serde::{Deserialize, Serialize};
 mod barcode;
 pub mod google;
 mod load;
+pub mod offers;
 pub mod staff;
 pub mod strings;
 pub use barcode::{BarcodeRefusal, BarcodeSigning};
+pub use offers::{CouponContext, CouponFields, OfferClassContext, OfferFields, OfferObjectContext, OfferTemplate};
 pub use strings::parse_strings;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,6 +127,8 @@ pub struct MemberFields<'a> {
     pub points: i64,
     pub locale: &'a str,
     pub attributes: &'a serde_json::Value,
+    /// The strings key of the latest offer's title, on the card's back (None: no offer yet).
+    pub latest_offer: Option<&'a str>,
 }
 
 /// What the member page template sees (besides `t`, the strings of the member's locale).
@@ -161,6 +165,8 @@ pub struct Program {
     tiers: Vec<(String, Tier)>,
     images: BTreeMap<String, Vec<u8>>,
     strings: BTreeMap<String, Strings>,
+    /// `offers/<template>/`, by template name.
+    offers: BTreeMap<String, OfferTemplate>,
     /// Per locale, the strings as Google's LocalizedStrings need them (built on first use).
     google_translations: std::sync::OnceLock<BTreeMap<String, std::sync::Arc<google::Translations>>>,
     env: minijinja::Environment<'static>,
@@ -197,6 +203,7 @@ impl Program {
             .collect::<Result<Vec<_>, TemplateError>>()?;
         let strings = load::strings(&dir, &file.default_locale, &program_path)?;
         load::check_perks(&dir, &tiers, &strings[&file.default_locale])?;
+        let offers = offers::load_offers(&dir)?;
         let program = Program {
             name: program.to_string(),
             env: load::environment(&dir)?,
@@ -208,11 +215,13 @@ impl Program {
             tiers,
             images,
             strings,
+            offers,
             google_translations: Default::default(),
         };
         program.check_renders()?;
         program.check_google_renders()?;
         program.check_staff_renders()?;
+        program.check_offer_renders()?;
         Ok(program)
     }
 
@@ -338,6 +347,7 @@ impl Program {
                     points: 1250,
                     locale: &self.default_locale,
                     attributes: attrs,
+                    latest_offer: if i == 0 { None } else { self.offers.values().next().map(|o| o.design.title.as_str()) },
                 };
                 let ctx = PassContext {
                     pass: PassFields {
@@ -375,23 +385,25 @@ impl Program {
 
     /// Every label, value and changeMessage that names a string key must exist in the strings.
     fn check_pass_json(&self, json: &str) -> Result<(), TemplateError> {
-        let value: serde_json::Value = serde_json::from_str(json).expect("checked by render_pass_json");
+        self.check_pass_layout(json, "storeCard", &self.dir.join(PASS_TEMPLATE))
+    }
+
+    /// A rendered pass.json of `style` (storeCard, coupon) holds to Apple's layout for it: one primary
+    /// field, at most four secondary and auxiliary fields together; every changeMessage has `%@`; every
+    /// label and value that names a strings key exists. `path` is the template, for the message.
+    pub(crate) fn check_pass_layout(&self, json: &str, style: &str, path: &Path) -> Result<(), TemplateError> {
+        let value: serde_json::Value = serde_json::from_str(json).expect("checked by the render");
         let strings = &self.strings[&self.default_locale];
-        let path = self.dir.join(PASS_TEMPLATE);
-        let Some(card) = value.get("storeCard") else {
-            return Err(terr(&path, None, "has no storeCard; tessera issues store cards"));
+        let Some(card) = value.get(style) else {
+            return Err(terr(path, None, format!("has no {style}; tessera issues this pass as a {style}")));
         };
         let primary = card.get("primaryFields").and_then(|v| v.as_array()).map(Vec::len).unwrap_or(0);
         if primary != 1 {
-            return Err(terr(
-                &path,
-                None,
-                format!("a storeCard has exactly one primary field, this one has {primary}"),
-            ));
+            return Err(terr(path, None, format!("a {style} has exactly one primary field, this one has {primary}")));
         }
         let count = |k: &str| card.get(k).and_then(|v| v.as_array()).map(Vec::len).unwrap_or(0);
         if count("secondaryFields") + count("auxiliaryFields") > 4 {
-            return Err(terr(&path, None, "a storeCard shows at most four secondary and auxiliary fields together"));
+            return Err(terr(path, None, format!("a {style} shows at most four secondary and auxiliary fields together")));
         }
         for group in ["headerFields", "primaryFields", "secondaryFields", "auxiliaryFields", "backFields"] {
             for field in card.get(group).and_then(|v| v.as_array()).into_iter().flatten() {
@@ -399,27 +411,48 @@ impl Program {
                     let text = strings.entries.get(message).map(String::as_str).unwrap_or(message);
                     if !text.contains("%@") {
                         return Err(terr(
-                            &path,
+                            path,
                             None,
                             format!("changeMessage `{message}` has no %@, so Wallet would not show the new value"),
                         ));
                     }
                 }
                 for key in ["label", "value"] {
-                    if let Some(s) = field.get(key).and_then(|v| v.as_str())
-                        && looks_like_key(s)
-                        && !strings.entries.contains_key(s)
-                    {
-                        return Err(terr(
-                            &self.dir.join(format!("{}.lproj/pass.strings", self.default_locale)),
-                            None,
-                            format!("has no \"{s}\", which pass.json uses"),
-                        ));
+                    if let Some(s) = field.get(key).and_then(|v| v.as_str()) {
+                        self.check_key(s, path)?;
                     }
                 }
             }
         }
         Ok(())
+    }
+
+    /// A text that looks like a strings key (`points.label`) must be one.
+    pub(crate) fn check_key(&self, text: &str, used_by: &Path) -> Result<(), TemplateError> {
+        if looks_like_key(text) && !self.strings[&self.default_locale].entries.contains_key(text) {
+            let file = self.dir.join(format!("{}.lproj/pass.strings", self.default_locale));
+            let used_by = used_by.strip_prefix(&self.dir).unwrap_or(used_by).display();
+            return Err(terr(&file, None, format!("has no \"{text}\", which {used_by} uses")));
+        }
+        Ok(())
+    }
+}
+
+impl Program {
+    /// What request bodies are checked against: these templates' tiers and offer templates.
+    pub fn parse_context(&self) -> crate::domain::Context<'_> {
+        crate::domain::Context { tiers: self, offers: &self.offers }
+    }
+}
+
+/// An offer's template is checked against the offers these templates define.
+impl crate::domain::TierCatalog for BTreeMap<String, OfferTemplate> {
+    fn defines(&self, name: &str) -> bool {
+        self.contains_key(name)
+    }
+
+    fn names(&self) -> Vec<&str> {
+        self.keys().map(String::as_str).collect()
     }
 }
 

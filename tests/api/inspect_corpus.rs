@@ -57,6 +57,7 @@ fn member<'a>(tier: &'a str, locale: &'a str, attributes: &'a Value) -> PassData
         points: 1250,
         locale: Some(locale),
         attributes,
+        latest_offer: None,
         modified_at: 1_767_225_600,
     }
 }
