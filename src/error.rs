@@ -49,6 +49,10 @@ pub enum ApiError {
     /// The database (or another dependency) cannot be reached right now; the client should retry.
     #[error("{0}")]
     Unavailable(String),
+    /// 409: the request conflicts with what the resource is now (`already-redeemed`, `coupon-expired`,
+    /// `coupon-withdrawn`, `coupon-not-yet-valid`, `offer-withdrawn`), with facts in `details`.
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String, details: Option<serde_json::Value> },
     /// The cause goes to the log, never to the client.
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
@@ -107,6 +111,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NotConfigured(_) | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -125,6 +130,7 @@ impl ApiError {
             ApiError::RateLimited(_) => "rate-limited",
             ApiError::NotConfigured(_) => "not-configured",
             ApiError::Unavailable(_) => "unavailable",
+            ApiError::Conflict { code, .. } => code,
             ApiError::Internal(_) => "internal",
         }
     }
@@ -144,10 +150,10 @@ impl From<StoreError> for ApiError {
 }
 
 /// The JSON body for a status and code, for responses made outside handlers (fallbacks, rejections).
-pub fn error_body(code: &str, message: &str, details: Option<&[FieldError]>) -> String {
+pub fn error_body(code: &str, message: &str, details: Option<serde_json::Value>) -> String {
     let mut error = serde_json::json!({ "code": code, "message": message });
     if let Some(details) = details {
-        error["details"] = serde_json::to_value(details).unwrap_or_default();
+        error["details"] = details;
     }
     serde_json::json!({ "error": error }).to_string()
 }
@@ -162,7 +168,8 @@ impl ResponseError for ApiError {
             tracing::error!(error.cause_chain = ?cause, "request failed");
         }
         let details = match self {
-            ApiError::ValidationFailed { details, .. } => Some(details.as_slice()),
+            ApiError::ValidationFailed { details, .. } => serde_json::to_value(details).ok(),
+            ApiError::Conflict { details, .. } => details.clone(),
             _ => None,
         };
         let mut response = HttpResponse::build(self.status());
@@ -191,7 +198,7 @@ mod tests {
 
     #[test]
     fn body_has_the_spec_shape() {
-        let body = error_body("validation-failed", "tier: unknown", Some(&[FieldError::new("tier", "unknown")]));
+        let body = error_body("validation-failed", "tier: unknown", serde_json::to_value([FieldError::new("tier", "unknown")]).ok());
         let v: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(v["error"]["code"], "validation-failed");
         assert_eq!(v["error"]["details"][0]["field"], "tier");

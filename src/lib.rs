@@ -1,7 +1,7 @@
 //! tessera: loyalty cards in Apple Wallet and Google Wallet, kept live.
 //!
 //! Data flows one way, from the edges down to storage: `cli`, `doctor` and `http` (the router) at the top;
-//! request handlers by domain (`members`, `ledger`, `scan`, `staff`, `pages`, `apple::web_service`,
+//! request handlers by domain (`members`, `ledger`, `offers`, `scan`, `staff`, `pages`, `apple::web_service`,
 //! `google::callbacks`, `ops`); `app`, the state and extractors they share; the values parsed once at the
 //! edge (`domain`, `urls`), plain data (`model`), pure decisions (`plan`) and builders (`apple::pass`,
 //! `google::pass`, `templates`) that know no database; the delivery engine (`delivery`, one channel per
@@ -25,6 +25,7 @@ pub mod ledger;
 pub mod members;
 pub mod metrics;
 pub mod model;
+pub mod offers;
 pub mod openapi;
 pub mod ops;
 pub mod pages;

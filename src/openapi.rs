@@ -6,7 +6,6 @@ use utoipa::ToSchema;
 use utoipa::openapi::response::{Response, ResponseBuilder};
 use utoipa::openapi::{Content, Ref, RefOr};
 
-use crate::error::FieldError;
 
 /// Every 4xx and 5xx answer.
 #[derive(Serialize, ToSchema)]
@@ -23,8 +22,10 @@ pub struct ErrorDetail {
     pub code: String,
     /// Plain words for a person.
     pub message: String,
-    /// The fields at fault (422 only).
-    pub details: Option<Vec<FieldError>>,
+    /// 422: the fields at fault (`[{"field", "message"}]`); 409: the facts of the conflict (e.g.
+    /// `{"redeemed_at", "location"}`).
+    #[schema(value_type = Option<Value>)]
+    pub details: Option<serde_json::Value>,
 }
 
 /// One named response per error code: `(type, code, what it means)`.
@@ -66,4 +67,8 @@ error_responses! {
     NotConfigured, "not-configured", "the feature's settings are absent, e.g. Google Wallet without its issuer and key (503)";
     Unavailable, "unavailable", "the database or another dependency cannot be reached right now; retry (503)";
     Internal, "internal", "the server failed; the cause is in its log (500)";
+    AlreadyRedeemed, "already-redeemed", "the coupon was redeemed before; `details` says when and where (409)";
+    CouponExpired, "coupon-expired", "the coupon's offer has ended (409); `coupon-not-yet-valid` before it starts";
+    CouponWithdrawn, "coupon-withdrawn", "the offer was withdrawn, or the member retired (409)";
+    OfferWithdrawn, "offer-withdrawn", "the offer was withdrawn and takes no more grants or changes (409)";
 }

@@ -8,7 +8,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::app::AppState;
 use crate::app::extract::segment;
-use crate::app::pkpass::pkpass_response;
+use crate::app::pkpass::{ServedPass, pkpass_response};
 use crate::error::{ApiError, ApiResult};
 use crate::store::MemberRecord;
 use crate::templates::{MemberFields, PageContext};
@@ -41,7 +41,7 @@ async fn member_for_link(state: &AppState, req: &HttpRequest) -> ApiResult<Arc<M
 pub async fn download_pass(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<HttpResponse> {
     // The web service's lookup cache: everything the pass shows moves the change generation.
     let record = state.records.by_public_id(&state.store, &link_id(&req)?).await?.ok_or_else(link_not_found)?;
-    pkpass_response(&state, req.headers(), &record).await
+    pkpass_response(&state, req.headers(), &ServedPass::Card(record)).await
 }
 
 /// `1250` → `1,250` (`1.250` in Vietnamese).

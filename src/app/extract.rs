@@ -15,7 +15,7 @@ use super::AppState;
 use crate::domain::{Invalid, SerialNumber};
 use crate::error::{ApiError, FieldError};
 use crate::ids::constant_time_eq;
-use crate::store::MemberRecord;
+use super::pkpass::{COUPON_SERIAL_PREFIX, ServedPass};
 
 /// The shared state; present in every app the router builds.
 pub fn state(req: &HttpRequest) -> Result<web::Data<AppState>, ApiError> {
@@ -137,7 +137,7 @@ fn pass_unauthorized() -> ApiError {
 /// The pass named by the path's `{pass_type}` and `{serial}`, authorized by `Authorization: ApplePass
 /// <authenticationToken>` (constant time). An unknown pass type or serial and a wrong or missing token
 /// are the same 401, so a caller learns nothing about which serials exist.
-pub struct ApplePass(pub Arc<MemberRecord>);
+pub struct ApplePass(pub ServedPass);
 
 impl FromRequest for ApplePass {
     type Error = ApiError;
@@ -161,13 +161,18 @@ impl FromRequest for ApplePass {
             if pass_type != state.passes.identity().pass_type_id {
                 return Err(pass_unauthorized());
             }
-            let record = state.records.get(&state.store, serial.as_str()).await?.ok_or_else(pass_unauthorized)?;
-            if record.pass_type_id != pass_type
-                || !constant_time_eq(token.as_bytes(), record.authentication_token.as_bytes())
+            let pass = if serial.as_str().starts_with(COUPON_SERIAL_PREFIX) {
+                let coupon = state.store.coupon_by_serial(serial.as_str()).await?;
+                ServedPass::Coupon(Arc::new(coupon.ok_or_else(pass_unauthorized)?))
+            } else {
+                ServedPass::Card(state.records.get(&state.store, serial.as_str()).await?.ok_or_else(pass_unauthorized)?)
+            };
+            if pass.pass_type_id() != pass_type
+                || !constant_time_eq(token.as_bytes(), pass.authentication_token().as_bytes())
             {
                 return Err(pass_unauthorized());
             }
-            Ok(ApplePass(record))
+            Ok(ApplePass(pass))
         })
     }
 }

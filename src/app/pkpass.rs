@@ -9,10 +9,111 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderMap, HeaderValue};
 use actix_web::web::{self, Bytes};
 
+use std::sync::Arc;
+
 use super::AppState;
-use crate::apple::PassData;
+use crate::apple::{CouponData, PassData};
 use crate::error::ApiError;
-use crate::store::MemberRecord;
+use crate::store::{CouponRecord, MemberRecord};
+
+/// A pass the web service serves: a member's loyalty card, or one of its coupons (serials `cp-…`).
+#[derive(Debug, Clone)]
+pub enum ServedPass {
+    Card(Arc<MemberRecord>),
+    Coupon(Arc<CouponRecord>),
+}
+
+/// Coupon passes' serials start with this (card serials are bare hex), so a lookup knows its table.
+pub const COUPON_SERIAL_PREFIX: &str = "cp-";
+
+impl ServedPass {
+    pub fn serial_number(&self) -> &str {
+        match self {
+            ServedPass::Card(m) => &m.serial_number,
+            ServedPass::Coupon(c) => &c.serial_number,
+        }
+    }
+
+    pub fn pass_type_id(&self) -> &str {
+        match self {
+            ServedPass::Card(m) => &m.pass_type_id,
+            ServedPass::Coupon(c) => &c.pass_type_id,
+        }
+    }
+
+    pub fn authentication_token(&self) -> &str {
+        match self {
+            ServedPass::Card(m) => &m.authentication_token,
+            ServedPass::Coupon(c) => &c.authentication_token,
+        }
+    }
+
+    fn update_tag(&self) -> i64 {
+        match self {
+            ServedPass::Card(m) => m.update_tag,
+            ServedPass::Coupon(c) => c.update_tag,
+        }
+    }
+
+    fn modified_at(&self) -> i64 {
+        match self {
+            ServedPass::Card(m) => m.modified_at,
+            ServedPass::Coupon(c) => c.modified_at,
+        }
+    }
+
+    /// The download's file name.
+    fn file_name(&self) -> String {
+        match self {
+            ServedPass::Card(m) => m.member_id.clone(),
+            ServedPass::Coupon(c) => format!("{}-{}", c.offer_id, c.member_id),
+        }
+    }
+}
+
+/// Builds the signed pass of a stored coupon.
+pub fn build_coupon_pass(state: &AppState, coupon: &CouponRecord) -> Result<Vec<u8>, ApiError> {
+    let started = Instant::now();
+    let coupon_state = coupon.state_at(crate::time_fmt::now_unix());
+    let data = CouponData {
+        serial_number: &coupon.serial_number,
+        authentication_token: &coupon.authentication_token,
+        voided: coupon.stored_state.voids_pass(),
+        coupon_id: &coupon.coupon_id,
+        code: &coupon.code,
+        state: coupon_state.as_str(),
+        valid_from: coupon.valid_from,
+        valid_until: coupon.valid_until,
+        offer_id: &coupon.offer_id,
+        template: &coupon.template,
+        member_id: &coupon.member_id,
+        member_name: coupon.member_name.as_deref(),
+        tier: &coupon.member_tier,
+        locale: coupon.member_locale.as_deref(),
+        modified_at: coupon.modified_at,
+    };
+    let built = state.passes.build_coupon(&data);
+    observe_build(state, started, built, || format!("building coupon {}", coupon.coupon_id))
+}
+
+fn observe_build(
+    state: &AppState,
+    started: Instant,
+    built: Result<Vec<u8>, crate::apple::pass::PassError>,
+    what: impl FnOnce() -> String,
+) -> Result<Vec<u8>, ApiError> {
+    match built {
+        Ok(bytes) => {
+            state.metrics.passes_built.fetch_add(1, Ordering::Relaxed);
+            state.metrics.pass_build_duration.observe(started.elapsed().as_secs_f64());
+            Ok(bytes)
+        }
+        Err(e) => {
+            state.metrics.pass_build_failures.fetch_add(1, Ordering::Relaxed);
+            Err(ApiError::Internal(anyhow::Error::new(e).context(what())))
+        }
+    }
+}
 
 /// Signed passes by (serial, update tag), bounded by bytes. Any change to a pass moves its update tag
 /// (on whichever instance made it), so an entry can never be served for a changed pass; a second device,
@@ -74,44 +175,38 @@ pub fn build_pass(state: &AppState, record: &MemberRecord) -> Result<Vec<u8>, Ap
         latest_offer: record.latest_offer.as_deref(),
         modified_at: record.modified_at,
     };
-    match state.passes.build(&data) {
-        Ok(bytes) => {
-            state.metrics.passes_built.fetch_add(1, Ordering::Relaxed);
-            state.metrics.pass_build_duration.observe(started.elapsed().as_secs_f64());
-            Ok(bytes)
-        }
-        Err(e) => {
-            state.metrics.pass_build_failures.fetch_add(1, Ordering::Relaxed);
-            Err(ApiError::Internal(anyhow::Error::new(e).context(format!("building the pass of {}", record.member_id))))
-        }
-    }
+    observe_build(state, started, state.passes.build(&data), || format!("building the pass of {}", record.member_id))
 }
 
 /// Builds on the blocking pool: the signature is a fraction of a millisecond of CPU, which must not hold
 /// up the async workers (they also answer the cheap 304s).
-async fn build_off_thread(state: &AppState, record: &MemberRecord) -> Result<Bytes, ApiError> {
+async fn build_off_thread(state: &AppState, pass: &ServedPass) -> Result<Bytes, ApiError> {
     let _permit = state
         .signed
         .signing
         .acquire()
         .await
         .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("the signing queue is closed")))?;
-    let (task_state, task_record) = (state.clone(), record.clone());
-    let bytes = web::block(move || build_pass(&task_state, &task_record)).await??;
+    let (task_state, task_pass) = (state.clone(), pass.clone());
+    let bytes = web::block(move || match &task_pass {
+        ServedPass::Card(record) => build_pass(&task_state, record),
+        ServedPass::Coupon(coupon) => build_coupon_pass(&task_state, coupon),
+    })
+    .await??;
     Ok(Bytes::from(bytes))
 }
 
-/// The signed bytes of a member's pass at its current update tag.
-pub async fn signed_pass(state: &AppState, record: &MemberRecord) -> Result<Bytes, ApiError> {
-    let Some(cache) = &state.signed.cache else { return build_off_thread(state, record).await };
-    let key = (record.serial_number.clone(), record.update_tag);
+/// The signed bytes of a pass at its current update tag.
+pub async fn signed_pass(state: &AppState, pass: &ServedPass) -> Result<Bytes, ApiError> {
+    let Some(cache) = &state.signed.cache else { return build_off_thread(state, pass).await };
+    let key = (pass.serial_number().to_string(), pass.update_tag());
     match cache.get_value_or_guard_async(&key).await {
         Ok(bytes) => {
             state.metrics.pass_cache_hits.fetch_add(1, Ordering::Relaxed);
             Ok(bytes)
         }
         Err(guard) => {
-            let bytes = build_off_thread(state, record).await?;
+            let bytes = build_off_thread(state, pass).await?;
             let _ = guard.insert(bytes.clone());
             Ok(bytes)
         }
@@ -132,17 +227,17 @@ pub fn not_modified_since(headers: &HeaderMap, modified_at: i64) -> bool {
 pub async fn pkpass_response(
     state: &AppState,
     headers: &HeaderMap,
-    record: &MemberRecord,
+    pass: &ServedPass,
 ) -> Result<HttpResponse, ApiError> {
-    let last_modified = HeaderValue::from_str(&crate::time_fmt::http_date(record.modified_at))
+    let last_modified = HeaderValue::from_str(&crate::time_fmt::http_date(pass.modified_at()))
         .map_err(|e| ApiError::Internal(e.into()))?;
-    if not_modified_since(headers, record.modified_at) {
+    if not_modified_since(headers, pass.modified_at()) {
         return Ok(HttpResponse::build(StatusCode::NOT_MODIFIED)
             .insert_header((header::LAST_MODIFIED, last_modified))
             .finish());
     }
-    let bytes = signed_pass(state, record).await?;
-    let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{}.pkpass\"", record.member_id))
+    let bytes = signed_pass(state, pass).await?;
+    let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{}.pkpass\"", pass.file_name()))
         .map_err(|e| ApiError::Internal(e.into()))?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, HeaderValue::from_static("application/vnd.apple.pkpass")))

@@ -8,7 +8,7 @@ pub mod web_service;
 pub mod zip;
 
 pub use certs::SigningIdentity;
-pub use pass::{PassBuilder, PassData};
+pub use pass::{CouponData, PassBuilder, PassData};
 
 /// Width and height of a PNG, read from its IHDR chunk; `None` if the bytes are not a PNG.
 pub fn png_size(bytes: &[u8]) -> Option<(u32, u32)> {

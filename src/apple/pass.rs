@@ -14,7 +14,7 @@ use openssl::pkcs7::{Pkcs7, Pkcs7Flags};
 use super::certs::SigningIdentity;
 use super::signed_data::{SignatureTemplate, SignedDataError};
 use super::zip::{StaticArchive, TooLarge, write_archive};
-use crate::templates::{MemberFields, PassContext, PassFields, Program, TemplateError};
+use crate::templates::{CouponContext, CouponFields, MemberFields, PassContext, PassFields, Program, TemplateError};
 
 /// What a pass shows, whatever it is stored in.
 #[derive(Debug, Clone)]
@@ -38,6 +38,8 @@ pub struct PassData<'a> {
 pub enum PassError {
     #[error("unknown tier `{0}`")]
     UnknownTier(String),
+    #[error("unknown offer template `{0}`")]
+    UnknownOffer(String),
     #[error("template")]
     Template(#[from] TemplateError),
     #[error("signing failed")]
@@ -54,6 +56,17 @@ struct TierBundle {
     manifest_prefix: String,
 }
 
+impl TierBundle {
+    /// The static files of one design (a tier's card, an offer's coupon), zipped and hashed once.
+    fn new(files: &[(String, Vec<u8>)], built_at: i64) -> Result<TierBundle, PassError> {
+        let mut manifest_prefix = String::from("{");
+        for (name, data) in files {
+            let _ = write!(manifest_prefix, "{}:\"{}\",", serde_json::Value::from(name.as_str()), sha1_hex(data));
+        }
+        Ok(TierBundle { entries: StaticArchive::new(files, built_at)?, manifest_prefix })
+    }
+}
+
 pub struct PassBuilder {
     identity: Arc<SigningIdentity>,
     /// The prepared SignedData; `None` for an identity it cannot be made for, whose passes
@@ -62,6 +75,30 @@ pub struct PassBuilder {
     program: Arc<Program>,
     web_service_url: String,
     tiers: HashMap<String, TierBundle>,
+    /// Per offer template, the coupon pass's static files.
+    coupons: HashMap<String, TierBundle>,
+}
+
+/// What a coupon pass shows.
+#[derive(Debug, Clone)]
+pub struct CouponData<'a> {
+    pub serial_number: &'a str,
+    pub authentication_token: &'a str,
+    pub voided: bool,
+    pub coupon_id: &'a str,
+    pub code: &'a str,
+    /// active, redeemed, expired or withdrawn.
+    pub state: &'a str,
+    /// Unix seconds.
+    pub valid_from: i64,
+    pub valid_until: i64,
+    pub offer_id: &'a str,
+    pub template: &'a str,
+    pub member_id: &'a str,
+    pub member_name: Option<&'a str>,
+    pub tier: &'a str,
+    pub locale: Option<&'a str>,
+    pub modified_at: i64,
 }
 
 pub fn sha1_hex(data: &[u8]) -> String {
@@ -78,18 +115,16 @@ impl PassBuilder {
         let built_at = crate::time_fmt::now_unix();
         let mut tiers = HashMap::new();
         for tier in program.tier_names() {
-            let files = program.static_files(tier);
-            let mut manifest_prefix = String::from("{");
-            for (name, data) in &files {
-                let _ = write!(manifest_prefix, "{}:\"{}\",", serde_json::Value::from(name.as_str()), sha1_hex(data));
-            }
-            let entries = StaticArchive::new(&files, built_at)?;
-            tiers.insert(tier.to_string(), TierBundle { entries, manifest_prefix });
+            tiers.insert(tier.to_string(), TierBundle::new(&program.static_files(tier), built_at)?);
+        }
+        let mut coupons = HashMap::new();
+        for template in program.offer_names() {
+            coupons.insert(template.to_string(), TierBundle::new(&program.coupon_static_files(template), built_at)?);
         }
         let signature = SignatureTemplate::new(&identity)
             .inspect_err(|e| tracing::warn!(error = %e, "passes are signed without the prepared template (slower)"))
             .ok();
-        Ok(PassBuilder { identity, signature, program, web_service_url: web_service_url.to_string(), tiers })
+        Ok(PassBuilder { identity, signature, program, web_service_url: web_service_url.to_string(), tiers, coupons })
     }
 
     pub fn identity(&self) -> &SigningIdentity {
@@ -126,10 +161,59 @@ impl PassBuilder {
         Ok(self.program.render_pass_json(&tier.design, &ctx)?)
     }
 
+    /// Renders the pass.json of a coupon.
+    pub fn render_coupon_json(&self, data: &CouponData<'_>) -> Result<String, PassError> {
+        let offer = self.program.offer(data.template).ok_or_else(|| PassError::UnknownOffer(data.template.to_string()))?;
+        let (valid_from, valid_until) = (crate::time_fmt::rfc3339(data.valid_from), crate::time_fmt::rfc3339(data.valid_until));
+        let attributes = serde_json::Value::Object(Default::default());
+        let ctx = CouponContext {
+            pass: PassFields {
+                pass_type_identifier: &self.identity.pass_type_id,
+                team_identifier: &self.identity.team_id,
+                serial_number: data.serial_number,
+                authentication_token: data.authentication_token,
+                web_service_url: &self.web_service_url,
+                voided: data.voided,
+            },
+            coupon: CouponFields {
+                coupon_id: data.coupon_id,
+                code: data.code,
+                state: data.state,
+                valid_from: &valid_from,
+                valid_until: &valid_until,
+            },
+            offer: offer.fields(data.offer_id),
+            member: MemberFields {
+                member_id: data.member_id,
+                display_name: data.member_name.unwrap_or(data.member_id),
+                name: data.member_name,
+                tier: data.tier,
+                points: 0,
+                locale: self.program.resolve_locale(data.locale),
+                attributes: &attributes,
+                latest_offer: None,
+            },
+        };
+        Ok(self.program.render_coupon_json(&ctx)?)
+    }
+
+    /// The signed .pkpass bytes of a coupon.
+    pub fn build_coupon(&self, data: &CouponData<'_>) -> Result<Vec<u8>, PassError> {
+        let bundle = self.coupons.get(data.template).ok_or_else(|| PassError::UnknownOffer(data.template.to_string()))?;
+        let pass_json = self.render_coupon_json(data)?;
+        self.assemble(bundle, &pass_json, data.modified_at)
+    }
+
     /// The signed .pkpass bytes of a member.
     pub fn build(&self, data: &PassData<'_>) -> Result<Vec<u8>, PassError> {
         let bundle = self.tiers.get(data.tier).ok_or_else(|| PassError::UnknownTier(data.tier.to_string()))?;
         let pass_json = self.render_pass_json(data)?;
+        self.assemble(bundle, &pass_json, data.modified_at)
+    }
+
+    /// The archive of a rendered pass.json: its hash appended to the bundle's manifest, the manifest
+    /// signed, and the three files appended to a copy of the bundle's archive.
+    fn assemble(&self, bundle: &TierBundle, pass_json: &str, modified_at: i64) -> Result<Vec<u8>, PassError> {
         let mut manifest = String::with_capacity(bundle.manifest_prefix.len() + 64);
         manifest.push_str(&bundle.manifest_prefix);
         let _ = write!(manifest, "\"pass.json\":\"{}\"}}", sha1_hex(pass_json.as_bytes()));
@@ -137,7 +221,7 @@ impl PassBuilder {
         Ok(write_archive(
             &bundle.entries,
             &[("pass.json", pass_json.as_bytes()), ("manifest.json", manifest.as_bytes()), ("signature", &signature)],
-            data.modified_at,
+            modified_at,
         )?)
     }
 

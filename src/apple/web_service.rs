@@ -55,11 +55,11 @@ pub async fn register(
     let device = device_id(&req)?;
     let body = RegisterBody::parse(&read_json_body(&req, &mut payload, REGISTER_BODY_LIMIT).await?)?;
     let token = body.push_token;
-    let status = match state.store.register_device(&device, &pass.pass_type_id, &pass.serial_number, &token).await? {
+    let status = match state.store.register_device(&device, pass.pass_type_id(), pass.serial_number(), &token).await? {
         Registered::Created => StatusCode::CREATED,
         Registered::AlreadyRegistered => StatusCode::OK,
     };
-    tracing::info!(serial = %pass.serial_number, status = status.as_u16(), "device registered");
+    tracing::info!(serial = pass.serial_number(), status = status.as_u16(), "device registered");
     Ok(HttpResponse::build(status).finish())
 }
 
@@ -75,8 +75,8 @@ pub async fn unregister(
     req: HttpRequest,
 ) -> ApiResult<HttpResponse> {
     let device = device_id(&req)?;
-    state.store.unregister_device(&device, &pass.pass_type_id, &pass.serial_number).await?;
-    tracing::info!(serial = %pass.serial_number, "device unregistered");
+    state.store.unregister_device(&device, pass.pass_type_id(), pass.serial_number()).await?;
+    tracing::info!(serial = pass.serial_number(), "device unregistered");
     Ok(HttpResponse::Ok().finish())
 }
 

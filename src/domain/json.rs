@@ -53,6 +53,18 @@ impl<T: FromJson> FromJson for Option<T> {
     }
 }
 
+/// A list: every item read with its type's rules; the first item at fault is named by its index.
+impl<T: FromJson> FromJson for Vec<T> {
+    fn from_json(value: &Value, context: &Context<'_>) -> Result<Self, Invalid> {
+        let items = value.as_array().ok_or_else(|| Invalid::new("must be an array"))?;
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| T::from_json(item, context).map_err(|e| Invalid::new(format!("item {i} ({item}) {e}"))))
+            .collect()
+    }
+}
+
 /// One field at fault: its path (`points`, `events[2].tier`; empty for the body itself) and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fault {

@@ -21,7 +21,7 @@ use crate::app::AppState;
 use crate::apple::web_service;
 use crate::error::ApiError;
 use crate::google::callbacks as google_callbacks;
-use crate::{ledger, members, ops, pages, scan, staff};
+use crate::{ledger, members, offers, ops, pages, scan, staff};
 
 /// Every route: a path (under the public URL's path) and its methods. `routes()` lists it for the
 /// OpenAPI test, so a route cannot be served without being documented.
@@ -39,6 +39,17 @@ fn route_table() -> Vec<(&'static str, Vec<(Method, Route)>)> {
             ],
         ),
         ("/api/v1/members/{member_id}/scans", vec![(Method::GET, web::get().to(scan::member_scans))]),
+        ("/api/v1/members/{member_id}/coupons", vec![(Method::GET, web::get().to(offers::member_coupons))]),
+        (
+            "/api/v1/offers/{offer_id}",
+            vec![
+                (Method::GET, web::get().to(offers::get_offer)),
+                (Method::PUT, web::put().to(offers::put_offer)),
+                (Method::DELETE, web::delete().to(offers::delete_offer)),
+            ],
+        ),
+        ("/api/v1/offers/{offer_id}/grants", vec![(Method::POST, web::post().to(offers::grant))]),
+        ("/api/v1/redemptions", vec![(Method::POST, web::post().to(offers::redeem))]),
         ("/api/v1/scans", vec![(Method::POST, web::post().to(scan::scan))]),
         (
             "/v1/devices/{device}/registrations/{pass_type}/{serial}",
@@ -56,6 +67,7 @@ fn route_table() -> Vec<(&'static str, Vec<(Method, Route)>)> {
         ("/webhooks/ledger", vec![(Method::POST, web::post().to(ledger::webhook))]),
         ("/m/{public_id}", vec![(Method::GET, web::get().to(pages::member_page))]),
         ("/m/{public_id}/pass.pkpass", vec![(Method::GET, web::get().to(pages::download_pass))]),
+        ("/c/{coupon_id}/pass.pkpass", vec![(Method::GET, web::get().to(offers::download_coupon))]),
         ("/assets/{name}", vec![(Method::GET, web::get().to(pages::asset))]),
         ("/staff", vec![(Method::GET, web::get().to(staff::page))]),
         ("/staff/session", vec![(Method::POST, web::post().to(staff::sign_in))]),

@@ -21,6 +21,8 @@ use crate::{ledger, members, ops};
     paths(
         members::put_member, members::get_member, members::delete_member,
         ledger::webhook,
+        crate::offers::put_offer, crate::offers::get_offer, crate::offers::delete_offer, crate::offers::grant,
+        crate::offers::member_coupons, crate::offers::redeem, crate::offers::download_coupon,
         crate::scan::scan, crate::scan::member_scans,
         crate::staff::page, crate::staff::sign_in, crate::staff::sign_out, crate::staff::scan,
         web_service::register, web_service::unregister, web_service::list_updated, web_service::latest_pass,
@@ -31,10 +33,11 @@ use crate::{ledger, members, ops};
     ),
     // The domain types the paths' parameters name (request and answer bodies bring their own).
     components(schemas(crate::openapi::ErrorBody, crate::openapi::ErrorDetail, crate::error::FieldError,
-        crate::domain::MemberId, crate::domain::DeviceLibraryId, crate::domain::SerialNumber)),
+        crate::domain::MemberId, crate::domain::DeviceLibraryId, crate::domain::SerialNumber, crate::domain::OfferId)),
     modifiers(&Components),
     tags(
         (name = "admin", description = "Members, with `Authorization: Bearer <admin token>`"),
+        (name = "offers", description = "Offers, grants and members' coupons, with `Authorization: Bearer <admin token>`"),
         (name = "staff", description = "The staff page: sign-in with the staff token, then a session cookie"),
         (name = "scan", description = "Staff scans of members' cards, with `Authorization: Bearer <staff token>`"),
         (name = "webhook", description = "Ledger events from the loyalty backend, HMAC-signed"),
