@@ -198,7 +198,11 @@ mod tests {
 
     #[test]
     fn body_has_the_spec_shape() {
-        let body = error_body("validation-failed", "tier: unknown", serde_json::to_value([FieldError::new("tier", "unknown")]).ok());
+        let body = error_body(
+            "validation-failed",
+            "tier: unknown",
+            serde_json::to_value([FieldError::new("tier", "unknown")]).ok(),
+        );
         let v: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(v["error"]["code"], "validation-failed");
         assert_eq!(v["error"]["details"][0]["field"], "tier");

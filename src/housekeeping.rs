@@ -56,6 +56,27 @@ impl Housekeeping {
         }
     }
 
+    /// Marks the coupons of offers whose window closed as expired, at each window's end (within a second
+    /// or two), until `shutdown` turns true. No request is needed: Apple's passes follow their
+    /// `expirationDate`, and the stored state and the counts follow this.
+    pub async fn expire_offers(store: Store, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            let now = crate::time_fmt::now_unix();
+            match store.expire_offers(now).await {
+                Ok(n) if n > 0 => tracing::info!(coupons = n, "coupons of ended offers marked expired"),
+                Err(e) => tracing::warn!(error = %e, "marking expired coupons failed; retrying shortly"),
+                _ => {}
+            }
+            // Until the next window closes (another instance's new offer is seen within the minute).
+            let next = store.next_offer_expiry().await.ok().flatten().unwrap_or(now + 60);
+            let wait = Duration::from_secs((next - now).clamp(1, 60) as u64);
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+
     /// Runs `once` now and then hourly until `shutdown` turns true.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         loop {

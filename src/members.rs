@@ -35,7 +35,7 @@ json_object! {
 
 /// Fields of the member JSON that a client may send back unchanged; they are ignored.
 const READ_ONLY_FIELDS: &[&str] =
-    &["member_id", "program", "created_at", "updated_at", "retired", "links", "apple", "google"];
+    &["member_id", "program", "created_at", "updated_at", "retired", "links", "apple", "google", "coupons"];
 
 impl MemberPut {
     /// Reads the PUT body for the member in the path, naming every field at fault at once.
@@ -95,6 +95,8 @@ pub struct MemberView {
     /// Absent while Google Wallet is not configured.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub google: Option<GoogleObjectView>,
+    /// The member's coupons, active first (at most 50; `GET /api/v1/members/{id}/coupons` pages all).
+    pub coupons: Vec<crate::offers::CouponView>,
 }
 
 /// The member's Google Wallet object.
@@ -179,6 +181,7 @@ impl MemberView {
                     .collect(),
             },
             google,
+            coupons: Vec::new(),
         }
     }
 }
@@ -217,7 +220,11 @@ pub async fn google_view(
 async fn member_response(state: &AppState, status: StatusCode, record: &MemberRecord) -> ApiResult<HttpResponse> {
     let devices = state.store.devices_of(&record.serial_number).await?;
     let google = google_view(state, record).await?;
-    Ok(HttpResponse::build(status).json(MemberView::new(state, record, &devices, google)))
+    let now = crate::time_fmt::now_unix();
+    let coupons = state.store.member_coupons(&record.program, &record.member_id, now, 50, 0).await?;
+    let mut view = MemberView::new(state, record, &devices, google);
+    view.coupons = coupons.iter().map(|c| crate::offers::CouponView::new(state, c, now)).collect();
+    Ok(HttpResponse::build(status).json(view))
 }
 
 /// The member ID from the path.

@@ -192,7 +192,9 @@ pub async fn put_offer(
         Err(OfferPutRefusal::Withdrawn) => Err(offer_withdrawn(&offer_id)),
         Err(OfferPutRefusal::Granted { granted }) => Err(ApiError::validation(vec![FieldError::new(
             "template",
-            format!("{granted} coupons of this offer exist and show its template and window, which stay as they are; make a new offer instead"),
+            format!(
+                "{granted} coupons of this offer exist and show its template and window, which stay as they are; make a new offer instead"
+            ),
         )])),
     }
 }
@@ -261,11 +263,13 @@ pub async fn grant(
         GrantOutcome::NoOffer => return Err(no_offer(&offer_id)),
         GrantOutcome::Refused(GrantRefusal::Withdrawn) => return Err(offer_withdrawn(&offer_id)),
         GrantOutcome::Refused(GrantRefusal::Ended { valid_until }) => {
-            let message = format!("the offer ended at {}; a coupon granted now would be born expired", rfc3339(valid_until));
+            let message =
+                format!("the offer ended at {}; a coupon granted now would be born expired", rfc3339(valid_until));
             return Err(ApiError::Conflict { code: "coupon-expired", message, details: None });
         }
         GrantOutcome::Refused(GrantRefusal::Quota { left, needed }) => {
-            let message = format!("the offer's quota leaves {left} coupons and this grant needs {needed}; nothing was granted");
+            let message =
+                format!("the offer's quota leaves {left} coupons and this grant needs {needed}; nothing was granted");
             return Err(ApiError::validation(vec![FieldError::new("member_ids", message)]));
         }
     };
@@ -298,7 +302,10 @@ pub async fn member_coupons(state: web::Data<AppState>, _auth: AdminAuth, req: H
     let limit = query.limit.unwrap_or(50);
     let offset = query.offset.unwrap_or(0);
     if !(1..=200).contains(&limit) || offset < 0 {
-        return Err(ApiError::validation(vec![FieldError::new("limit", "limit must be 1 to 200 and offset 0 or more")]));
+        return Err(ApiError::validation(vec![FieldError::new(
+            "limit",
+            "limit must be 1 to 200 and offset 0 or more",
+        )]));
     }
     let program = &state.settings.program;
     if state.store.member(program, member_id.as_str()).await?.is_none() {
@@ -359,7 +366,11 @@ pub fn refusal(why: &Unredeemable) -> ApiError {
         (status = 503, response = crate::openapi::Unavailable)),
     security(("staff" = [])))]
 #[tracing::instrument(name = "redeem", skip_all)]
-pub async fn redeem(state: web::Data<AppState>, staff: StaffAuth, JsonObject(body): JsonObject) -> ApiResult<HttpResponse> {
+pub async fn redeem(
+    state: web::Data<AppState>,
+    staff: StaffAuth,
+    JsonObject(body): JsonObject,
+) -> ApiResult<HttpResponse> {
     let body = RedemptionBody::from_object(&body, &crate::domain::Context::without_tiers())?;
     let coupon = perform_redemption(&state, &staff, &body.code, body.location.as_ref()).await?;
     Ok(HttpResponse::Ok().json(CouponView::new(&state, &coupon, now_unix())))

@@ -6,7 +6,6 @@ use utoipa::ToSchema;
 use utoipa::openapi::response::{Response, ResponseBuilder};
 use utoipa::openapi::{Content, Ref, RefOr};
 
-
 /// Every 4xx and 5xx answer.
 #[derive(Serialize, ToSchema)]
 pub struct ErrorBody {

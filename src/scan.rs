@@ -10,9 +10,10 @@ use utoipa::ToSchema;
 
 use crate::app::AppState;
 use crate::app::extract::{AdminAuth, JsonObject, StaffAuth};
-use crate::domain::{Barcode, FromObject, Location, MemberId, json_object};
+use crate::domain::{Barcode, CouponCode, FromObject, Location, MemberId, json_object};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::members::member_id_from_path;
+use crate::offers::CouponView;
 use crate::store::ScanRecord;
 use crate::templates::{BarcodeRefusal, BarcodeSigning};
 
@@ -30,6 +31,8 @@ json_object! {
 
 #[derive(Serialize, ToSchema)]
 pub struct ScanView {
+    /// `card`.
+    pub kind: &'static str,
     pub member_id: String,
     /// The name, or the member id when there is none.
     pub name: String,
@@ -47,6 +50,53 @@ pub struct ScanView {
     pub google: ScanGoogle,
     /// RFC 3339.
     pub scanned_at: String,
+    /// The member's coupons that can be redeemed now.
+    pub coupons: Vec<CouponView>,
+}
+
+/// What a scan of a coupon's code answers (nothing is redeemed).
+#[derive(Serialize, ToSchema)]
+pub struct CouponScanView {
+    /// `coupon`.
+    pub kind: &'static str,
+    pub coupon: CouponView,
+    pub member_id: String,
+    /// The name, or the member id when there is none.
+    pub name: String,
+    pub redeemable: bool,
+    /// Why not: already-redeemed, coupon-expired, coupon-withdrawn or coupon-not-yet-valid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
+    /// The reason in plain words (when it was redeemed, and where).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// A scan's answer: a card or a coupon.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum ScanAnswer {
+    Card(ScanView),
+    Coupon(CouponScanView),
+}
+
+/// The coupon a scanned code names, if it is one of this program's.
+async fn coupon_scan(state: &AppState, barcode: &Barcode) -> ApiResult<Option<CouponScanView>> {
+    let Ok(code) = barcode.as_str().parse::<CouponCode>() else { return Ok(None) };
+    let Some(coupon) = state.store.coupon_by_code(&state.settings.program, code.as_str()).await? else {
+        return Ok(None);
+    };
+    let now = crate::time_fmt::now_unix();
+    let why = crate::plan::offers::redeemable(&coupon, now).err().map(|why| crate::offers::refusal(&why));
+    Ok(Some(CouponScanView {
+        kind: "coupon",
+        coupon: CouponView::new(state, &coupon, now),
+        member_id: coupon.member_id.clone(),
+        name: coupon.member_name.clone().unwrap_or_else(|| coupon.member_id.clone()),
+        redeemable: why.is_none(),
+        reason: why.as_ref().map(ApiError::code),
+        message: why.map(|e| e.to_string()),
+    }))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -100,7 +150,7 @@ pub fn first_language(req: &HttpRequest) -> Option<String> {
 /// Looks a card up and records the scan.
 #[utoipa::path(post, path = "/api/v1/scans", tag = "scan", request_body = ScanRequest,
     params(("Accept-Language" = Option<String>, Header, description = "The staff's language for the tier and perks (en, th, vi, …)")),
-    responses((status = 200, description = "The member behind the barcode (also for a retired card: `status: retired`)", body = ScanView),
+    responses((status = 200, description = "The member behind the barcode (`kind: card`, also for a retired card: `status: retired`), or the coupon behind a coupon's code (`kind: coupon`; nothing is redeemed)", body = ScanAnswer),
         (status = 400, response = crate::openapi::InvalidJson), (status = 401, response = crate::openapi::Unauthorized),
         (status = 404, response = crate::openapi::NotFound), (status = 413, response = crate::openapi::PayloadTooLarge),
         (status = 415, response = crate::openapi::UnsupportedMediaType), (status = 422, response = crate::openapi::ValidationFailed),
@@ -123,10 +173,13 @@ pub async fn perform(
     credential: &str,
     req: &HttpRequest,
     body: &Map<String, Value>,
-) -> ApiResult<ScanView> {
+) -> ApiResult<ScanAnswer> {
     state.scan_limiter.take(credential, 1).map_err(ApiError::rate_limited)?;
     let templates = state.passes.program();
     let request = ScanRequest::from_object(body, &templates.parse_context())?;
+    if let Some(coupon) = coupon_scan(state, &request.barcode).await? {
+        return Ok(ScanAnswer::Coupon(coupon));
+    }
     let program = &state.settings.program;
     let member_id = member_of_barcode(&request.barcode, &templates.barcodes, program)?;
     let target = state
@@ -140,7 +193,15 @@ pub async fn perform(
     state.scans.record(program, &member_id, record).await?;
     let locale = templates.resolve_locale(first_language(req).as_deref());
     let member = &target.member;
-    Ok(ScanView {
+    let now = scanned_at / 1000;
+    let coupons = state.store.member_coupons(program, &member.member_id, now, 50, 0).await?;
+    let coupons = coupons
+        .iter()
+        .filter(|c| crate::plan::offers::redeemable(c, now).is_ok())
+        .map(|c| CouponView::new(state, c, now))
+        .collect();
+    Ok(ScanAnswer::Card(ScanView {
+        kind: "card",
         member_id: member.member_id.clone(),
         name: member.name.clone().unwrap_or_else(|| member.member_id.clone()),
         tier: member.tier.clone(),
@@ -152,7 +213,8 @@ pub async fn perform(
         apple: ScanApple { devices: target.devices, voided: member.voided },
         google: ScanGoogle { saved: target.google_saved },
         scanned_at: crate::time_fmt::rfc3339_ms(scanned_at),
-    })
+        coupons,
+    }))
 }
 
 /// A member's recent scans, newest first (at most 50).

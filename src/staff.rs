@@ -156,7 +156,7 @@ pub async fn sign_out(state: web::Data<AppState>, req: HttpRequest, body: web::B
 /// The page's scan: the scan API's answer, for a signed-in page.
 #[utoipa::path(post, path = "/staff/scan", tag = "staff", operation_id = "staff_scan", request_body = crate::scan::ScanRequest,
     params(("X-CSRF-Token" = String, Header, description = "The token the staff page carries")),
-    responses((status = 200, body = crate::scan::ScanView), (status = 401, response = crate::openapi::Unauthorized),
+    responses((status = 200, body = crate::scan::ScanAnswer), (status = 401, response = crate::openapi::Unauthorized),
         (status = 404, response = crate::openapi::NotFound), (status = 422, response = crate::openapi::ValidationFailed),
         (status = 429, response = crate::openapi::RateLimited), (status = 503, response = crate::openapi::Unavailable)))]
 pub async fn scan(state: web::Data<AppState>, req: HttpRequest, mut payload: web::Payload) -> ApiResult<HttpResponse> {

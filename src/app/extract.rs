@@ -12,10 +12,10 @@ use futures_util::StreamExt;
 use futures_util::future::{LocalBoxFuture, Ready, ready};
 
 use super::AppState;
+use super::pkpass::{COUPON_SERIAL_PREFIX, ServedPass};
 use crate::domain::{Invalid, SerialNumber};
 use crate::error::{ApiError, FieldError};
 use crate::ids::constant_time_eq;
-use super::pkpass::{COUPON_SERIAL_PREFIX, ServedPass};
 
 /// The shared state; present in every app the router builds.
 pub fn state(req: &HttpRequest) -> Result<web::Data<AppState>, ApiError> {

@@ -163,8 +163,10 @@ impl PassBuilder {
 
     /// Renders the pass.json of a coupon.
     pub fn render_coupon_json(&self, data: &CouponData<'_>) -> Result<String, PassError> {
-        let offer = self.program.offer(data.template).ok_or_else(|| PassError::UnknownOffer(data.template.to_string()))?;
-        let (valid_from, valid_until) = (crate::time_fmt::rfc3339(data.valid_from), crate::time_fmt::rfc3339(data.valid_until));
+        let offer =
+            self.program.offer(data.template).ok_or_else(|| PassError::UnknownOffer(data.template.to_string()))?;
+        let (valid_from, valid_until) =
+            (crate::time_fmt::rfc3339(data.valid_from), crate::time_fmt::rfc3339(data.valid_until));
         let attributes = serde_json::Value::Object(Default::default());
         let ctx = CouponContext {
             pass: PassFields {
@@ -199,7 +201,8 @@ impl PassBuilder {
 
     /// The signed .pkpass bytes of a coupon.
     pub fn build_coupon(&self, data: &CouponData<'_>) -> Result<Vec<u8>, PassError> {
-        let bundle = self.coupons.get(data.template).ok_or_else(|| PassError::UnknownOffer(data.template.to_string()))?;
+        let bundle =
+            self.coupons.get(data.template).ok_or_else(|| PassError::UnknownOffer(data.template.to_string()))?;
         let pass_json = self.render_coupon_json(data)?;
         self.assemble(bundle, &pass_json, data.modified_at)
     }

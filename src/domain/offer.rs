@@ -92,8 +92,10 @@ impl std::str::FromStr for Instant {
     type Err = Invalid;
 
     fn from_str(text: &str) -> Result<Instant, Invalid> {
-        let parsed = time::OffsetDateTime::parse(text.trim(), &time::format_description::well_known::Rfc3339)
-            .map_err(|_| Invalid::new("must be an RFC 3339 date and time with an offset, e.g. 2026-12-24T00:00:00+07:00"))?;
+        let parsed =
+            time::OffsetDateTime::parse(text.trim(), &time::format_description::well_known::Rfc3339).map_err(|_| {
+                Invalid::new("must be an RFC 3339 date and time with an offset, e.g. 2026-12-24T00:00:00+07:00")
+            })?;
         let unix = parsed.unix_timestamp();
         // Before 2000 or after 9999 is a typo, not a campaign.
         if !(946_684_800..=253_402_300_799).contains(&unix) {
@@ -202,7 +204,12 @@ from_json_string!(CouponCode);
 
 impl PartialSchema for CouponCode {
     fn schema() -> RefOr<Schema> {
-        text_schema("The code on the coupon (its barcode)", (20, 20), "^[Cc][Pp][Nn]-[A-Za-z2-7]{16}$", "CPN-K7QX2M4TBR5WZ3HA")
+        text_schema(
+            "The code on the coupon (its barcode)",
+            (20, 20),
+            "^[Cc][Pp][Nn]-[A-Za-z2-7]{16}$",
+            "CPN-K7QX2M4TBR5WZ3HA",
+        )
     }
 }
 
@@ -219,7 +226,15 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(a.as_str().len(), 20);
         assert_eq!(a.as_str().to_lowercase().parse::<CouponCode>().unwrap(), a);
-        for bad in ["", "CPN-", "CPN-ABCDEFGHIJKLMNO", "CPN-ABCDEFGHIJKLMNOPQ", "CPN-ABCDEFGHIJKLMNO1", "XYZ-ABCDEFGHIJKLMNOP", "M-1001"] {
+        for bad in [
+            "",
+            "CPN-",
+            "CPN-ABCDEFGHIJKLMNO",
+            "CPN-ABCDEFGHIJKLMNOPQ",
+            "CPN-ABCDEFGHIJKLMNO1",
+            "XYZ-ABCDEFGHIJKLMNOP",
+            "M-1001",
+        ] {
             assert!(bad.parse::<CouponCode>().is_err(), "{bad}");
             assert!(!CouponCode::looks_like(bad));
         }

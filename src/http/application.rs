@@ -91,8 +91,12 @@ impl Workers {
 
     /// Starts every loop; they stop (finishing their rounds) when `stopped` turns true.
     fn spawn(self, stopped: tokio::sync::watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<()>> {
-        let mut tasks =
-            vec![tokio::spawn(self.apns.run(stopped.clone())), tokio::spawn(self.housekeeping.run(stopped.clone()))];
+        let expiry = tokio::spawn(Housekeeping::expire_offers(self.housekeeping.store.clone(), stopped.clone()));
+        let mut tasks = vec![
+            tokio::spawn(self.apns.run(stopped.clone())),
+            tokio::spawn(self.housekeeping.run(stopped.clone())),
+            expiry,
+        ];
         if let Some(engine) = self.google_objects {
             tasks.push(tokio::spawn(engine.run(stopped)));
         }

@@ -49,9 +49,14 @@ pub struct GrantPlan {
 pub enum GrantRefusal {
     Withdrawn,
     /// The window has closed: a coupon would be born expired.
-    Ended { valid_until: i64 },
+    Ended {
+        valid_until: i64,
+    },
     /// The quota leaves `left` coupons and the grant needs `needed`.
-    Quota { left: i64, needed: i64 },
+    Quota {
+        left: i64,
+        needed: i64,
+    },
 }
 
 /// Decides a grant of `snapshot.offer` to `requested` (in request order, duplicates counted once):
@@ -202,8 +207,10 @@ mod tests {
     }
 
     fn grant(offer: &OfferRecord, issued: i64, holders: &[&str], ids: &[&str]) -> Result<GrantPlan, GrantRefusal> {
-        let members: HashMap<String, MemberRecord> =
-            [member("A", false), member("B", false), member("R", true)].into_iter().map(|m| (m.member_id.clone(), m)).collect();
+        let members: HashMap<String, MemberRecord> = [member("A", false), member("B", false), member("R", true)]
+            .into_iter()
+            .map(|m| (m.member_id.clone(), m))
+            .collect();
         let holders: HashSet<String> = holders.iter().map(|h| h.to_string()).collect();
         let snapshot = GrantSnapshot { offer, members: &members, holders: &holders, issued, now: NOW };
         let requested: Vec<MemberId> = ids.iter().map(|i| i.parse().unwrap()).collect();
@@ -217,7 +224,10 @@ mod tests {
         assert_eq!(plan.already, ["B"]);
         assert_eq!(plan.retired, ["R"]);
         assert_eq!(plan.unknown, ["X"]);
-        assert_eq!(plan.coupons.iter().map(|c| (c.member_id.as_str(), c.slot)).collect::<Vec<_>>(), [("A", 1), ("A", 2)]);
+        assert_eq!(
+            plan.coupons.iter().map(|c| (c.member_id.as_str(), c.slot)).collect::<Vec<_>>(),
+            [("A", 1), ("A", 2)]
+        );
         assert!(plan.coupons.iter().all(|c| c.serial_number.starts_with("cp-")));
         assert_ne!(plan.coupons[0].code, plan.coupons[1].code);
         // The card's Last-Modified moves at least a second past its last one.
@@ -272,6 +282,9 @@ mod tests {
         assert_eq!(redeemable(&coupon(CouponState::Expired), NOW), Err(Unredeemable::Expired { at: NOW + 100 }));
         // Expired by the clock before the sweep marked it; not yet valid before the window opens.
         assert_eq!(redeemable(&coupon(CouponState::Active), NOW + 100), Err(Unredeemable::Expired { at: NOW + 100 }));
-        assert_eq!(redeemable(&coupon(CouponState::Active), NOW - 11), Err(Unredeemable::NotYetValid { from: NOW - 10 }));
+        assert_eq!(
+            redeemable(&coupon(CouponState::Active), NOW - 11),
+            Err(Unredeemable::NotYetValid { from: NOW - 10 })
+        );
     }
 }

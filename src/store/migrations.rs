@@ -20,7 +20,14 @@ macro_rules! embedded {
     };
 }
 
-embedded!("0001_init.sql", "0002_live_updates.sql", "0003_google.sql", "0004_scans.sql", "0005_scan_retention.sql", "0006_offers.sql");
+embedded!(
+    "0001_init.sql",
+    "0002_live_updates.sql",
+    "0003_google.sql",
+    "0004_scans.sql",
+    "0005_scan_retention.sql",
+    "0006_offers.sql"
+);
 
 /// The migrator of a back end, built once.
 pub(super) fn migrator(sqlite: bool) -> &'static Migrator {
@@ -63,7 +70,7 @@ mod tests {
     fn versions_descriptions_and_checksums_are_the_ones_sqlx_gives_a_folder() {
         let m = migrator(true);
         let versions: Vec<i64> = m.iter().map(|m| m.version).collect();
-        assert_eq!(versions, [1, 2, 3, 4, 5]);
+        assert_eq!(versions, [1, 2, 3, 4, 5, 6]);
         let second = m.iter().nth(1).unwrap();
         assert_eq!(second.description, "live updates");
         assert_eq!(second.migration_type, MigrationType::Simple);

@@ -16,8 +16,8 @@ use super::write::{Written, reserve_update_tags, update_passes};
 use super::{Params, Store, StoreError, StoreResult};
 use crate::domain::MemberId;
 use crate::model::{CouponCounts, CouponRecord, CouponState, OfferRecord};
-use crate::plan::offers::{GrantPlan, GrantRefusal, GrantSnapshot};
 use crate::plan::next_modified_at;
+use crate::plan::offers::{GrantPlan, GrantRefusal, GrantSnapshot};
 
 const OFFER_COLUMNS: &str = "program, offer_id, template, valid_from, valid_until, per_member, quota, withdrawn_at, \
      created_at, updated_at";
@@ -42,7 +42,9 @@ pub struct OfferSpec {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OfferPutRefusal {
     /// Coupons exist: their passes carry the template and window, so these stay as they are.
-    Granted { granted: i64 },
+    Granted {
+        granted: i64,
+    },
     Withdrawn,
 }
 
@@ -236,13 +238,15 @@ impl Store {
     /// The offer with its coupons counted by state at `now`.
     pub async fn offer(&self, program: &str, offer_id: &str, now: i64) -> StoreResult<Option<OfferRecord>> {
         let sql = format!("SELECT {OFFER_COLUMNS} FROM offers WHERE program = $1 AND offer_id = $2");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(program).bind(offer_id).fetch_optional(&self.reader).await?;
+        let row =
+            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(program).bind(offer_id).fetch_optional(&self.reader).await?;
         let Some(mut offer) = row.as_ref().map(offer_from_row).transpose()? else { return Ok(None) };
-        let rows = sqlx::query("SELECT state, COUNT(*) FROM coupons WHERE program = $1 AND offer_id = $2 GROUP BY state")
-            .bind(program)
-            .bind(offer_id)
-            .fetch_all(&self.reader)
-            .await?;
+        let rows =
+            sqlx::query("SELECT state, COUNT(*) FROM coupons WHERE program = $1 AND offer_id = $2 GROUP BY state")
+                .bind(program)
+                .bind(offer_id)
+                .fetch_all(&self.reader)
+                .await?;
         let ended = now >= offer.valid_until;
         for row in rows {
             let n: i64 = row.try_get(1)?;
@@ -279,7 +283,8 @@ impl Store {
         .bind(offer_id)
         .fetch_all(&mut *tx)
         .await?;
-        let passes = rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect::<Result<Vec<_>, sqlx::Error>>()?;
+        let passes =
+            rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect::<Result<Vec<_>, sqlx::Error>>()?;
         let pushed = touch_coupon_passes(&mut tx, self.sqlite, &passes, now).await?;
         tx.commit().await?;
         self.changed(Written { pushes: pushed, google: false });
@@ -387,7 +392,8 @@ impl Store {
         tx.commit().await?;
         self.changed(Written { pushes: pushed, google: false });
         let coupon = self.coupon_by_code(program, code).await?;
-        let coupon = coupon.ok_or_else(|| StoreError::Corrupt(format!("coupon {code} missing after its redemption")))?;
+        let coupon =
+            coupon.ok_or_else(|| StoreError::Corrupt(format!("coupon {code} missing after its redemption")))?;
         Ok(Ok(coupon))
     }
 
@@ -404,11 +410,13 @@ impl Store {
         for row in rows {
             let (program, offer_id): (String, String) = (row.try_get(0)?, row.try_get(1)?);
             let mut tx = self.writer.begin().await?;
-            let done = sqlx::query("UPDATE coupons SET state = 'expired' WHERE program = $1 AND offer_id = $2 AND state = 'active'")
-                .bind(&program)
-                .bind(&offer_id)
-                .execute(&mut *tx)
-                .await?;
+            let done = sqlx::query(
+                "UPDATE coupons SET state = 'expired' WHERE program = $1 AND offer_id = $2 AND state = 'active'",
+            )
+            .bind(&program)
+            .bind(&offer_id)
+            .execute(&mut *tx)
+            .await?;
             sqlx::query("UPDATE offers SET expired_at = $3 WHERE program = $1 AND offer_id = $2")
                 .bind(&program)
                 .bind(&offer_id)

@@ -347,7 +347,11 @@ impl Program {
                     points: 1250,
                     locale: &self.default_locale,
                     attributes: attrs,
-                    latest_offer: if i == 0 { None } else { self.offers.values().next().map(|o| o.design.title.as_str()) },
+                    latest_offer: if i == 0 {
+                        None
+                    } else {
+                        self.offers.values().next().map(|o| o.design.title.as_str())
+                    },
                 };
                 let ctx = PassContext {
                     pass: PassFields {
@@ -403,7 +407,11 @@ impl Program {
         }
         let count = |k: &str| card.get(k).and_then(|v| v.as_array()).map(Vec::len).unwrap_or(0);
         if count("secondaryFields") + count("auxiliaryFields") > 4 {
-            return Err(terr(path, None, format!("a {style} shows at most four secondary and auxiliary fields together")));
+            return Err(terr(
+                path,
+                None,
+                format!("a {style} shows at most four secondary and auxiliary fields together"),
+            ));
         }
         for group in ["headerFields", "primaryFields", "secondaryFields", "auxiliaryFields", "backFields"] {
             for field in card.get(group).and_then(|v| v.as_array()).into_iter().flatten() {

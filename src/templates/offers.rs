@@ -135,12 +135,20 @@ pub(super) fn load_offers(dir: &Path) -> Result<BTreeMap<String, OfferTemplate>,
         let name = entry.file_name().to_string_lossy().to_string();
         let folder = entry.path();
         if !crate::domain::is_template_name(&name) {
-            return Err(terr(&folder, None, "an offer template's folder name must be lowercase letters, digits, - or _"));
+            return Err(terr(
+                &folder,
+                None,
+                "an offer template's folder name must be lowercase letters, digits, - or _",
+            ));
         }
         let toml_path = folder.join("offer.toml");
         let design: OfferDesign = load::read_toml(&toml_path)?;
         if !REDEMPTION_CHANNELS.contains(&design.redemption_channel.as_str()) {
-            let message = format!("redemption_channel `{}` is not one of {}", design.redemption_channel, REDEMPTION_CHANNELS.join(", "));
+            let message = format!(
+                "redemption_channel `{}` is not one of {}",
+                design.redemption_channel,
+                REDEMPTION_CHANNELS.join(", ")
+            );
             return Err(terr(&toml_path, None, message));
         }
         for required in [COUPON_TEMPLATE, OFFER_CLASS_TEMPLATE, OFFER_OBJECT_TEMPLATE] {
@@ -197,7 +205,11 @@ impl Program {
             .map_err(|e| jinja_error(&self.dir, &e))?;
         if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(&out) {
             let line = out.lines().nth(e.line().saturating_sub(1)).unwrap_or("").trim();
-            return Err(terr(&self.dir.join(&name), None, format!("renders invalid JSON ({e}) at rendered line `{line}`")));
+            return Err(terr(
+                &self.dir.join(&name),
+                None,
+                format!("renders invalid JSON ({e}) at rendered line `{line}`"),
+            ));
         }
         Ok(out)
     }
@@ -256,7 +268,8 @@ impl Program {
                         web_service_url: "https://example.invalid",
                         voided: state != "active",
                     };
-                    let ctx = CouponContext { pass, coupon: coupon.clone(), offer: fields.clone(), member: member.clone() };
+                    let ctx =
+                        CouponContext { pass, coupon: coupon.clone(), offer: fields.clone(), member: member.clone() };
                     let json = self.render_coupon_json(&ctx)?;
                     let path = self.dir.join(Self::offer_template_name(&offer.name, COUPON_TEMPLATE));
                     self.check_pass_layout(&json, "coupon", &path)?;
