@@ -56,8 +56,8 @@ impl Housekeeping {
         }
     }
 
-    /// Marks the coupons of offers whose window closed as expired, at each window's end (within a second
-    /// or two), until `shutdown` turns true. No request is needed: Apple's passes follow their
+    /// Marks the coupons of offers whose window closed as expired, within five seconds of each window's
+    /// end, until `shutdown` turns true. No request is needed: Apple's passes follow their
     /// `expirationDate`, and the stored state and the counts follow this.
     pub async fn expire_offers(store: Store, mut shutdown: watch::Receiver<bool>) {
         loop {
@@ -67,9 +67,9 @@ impl Housekeeping {
                 Err(e) => tracing::warn!(error = %e, "marking expired coupons failed; retrying shortly"),
                 _ => {}
             }
-            // Until the next window closes (another instance's new offer is seen within the minute).
-            let next = store.next_offer_expiry().await.ok().flatten().unwrap_or(now + 60);
-            let wait = Duration::from_secs((next - now).clamp(1, 60) as u64);
+            // Until the next window closes, or five seconds (an offer made meanwhile, on any instance).
+            let next = store.next_offer_expiry().await.ok().flatten().unwrap_or(now + 5);
+            let wait = Duration::from_secs((next - now).clamp(1, 5) as u64);
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = shutdown.changed() => return,

@@ -34,6 +34,8 @@ mod inspect_corpus;
 mod ledger;
 #[path = "api/members.rs"]
 mod members;
+#[path = "api/offers.rs"]
+mod offers;
 #[path = "api/openapi.rs"]
 mod openapi;
 #[path = "api/outage.rs"]

@@ -21,6 +21,7 @@ mod helpers;
 mod inspect_corpus;
 mod ledger;
 mod members;
+mod offers;
 mod openapi;
 mod pass_cache;
 mod passes;
