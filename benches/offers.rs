@@ -86,7 +86,8 @@ async fn run() {
     let now = tessera::time_fmt::now_unix();
     let offer = json!({"template": "free-drink", "valid_from": tessera::time_fmt::rfc3339(now - 60),
         "valid_until": tessera::time_fmt::rfc3339(now + 86_400)});
-    let put = client.put(format!("{base}/api/v1/offers/bench")).bearer_auth(ADMIN_TOKEN).json(&offer).send().await.unwrap();
+    let put =
+        client.put(format!("{base}/api/v1/offers/bench")).bearer_auth(ADMIN_TOKEN).json(&offer).send().await.unwrap();
     assert_eq!(put.status(), 201);
 
     let started = Instant::now();

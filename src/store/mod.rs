@@ -15,6 +15,7 @@ mod offers;
 mod outbox;
 mod registrations;
 mod scans;
+mod tags;
 mod write;
 
 pub use crate::model::{

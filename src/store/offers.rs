@@ -12,11 +12,11 @@ use super::jobs::{Outbox, ROWS_PER_STATEMENT};
 use super::members::read_members;
 use super::notify::announce;
 use super::outbox::enqueue_pushes;
-use super::write::{Written, reserve_update_tags, update_passes};
+use super::tags::{reserve_update_tags, touch_coupon_passes, update_passes};
+use super::write::Written;
 use super::{Params, Store, StoreError, StoreResult};
 use crate::domain::MemberId;
 use crate::model::{CouponCounts, CouponRecord, CouponState, OfferRecord};
-use crate::plan::next_modified_at;
 use crate::plan::offers::{GrantPlan, GrantRefusal, GrantSnapshot};
 
 const OFFER_COLUMNS: &str = "program, offer_id, template, valid_from, valid_until, per_member, quota, withdrawn_at, \
@@ -115,67 +115,6 @@ async fn read_offer(
     let sql = format!("SELECT {OFFER_COLUMNS} FROM offers WHERE program = $1 AND offer_id = $2{lock}");
     let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(program).bind(offer_id).fetch_optional(&mut **tx).await?;
     Ok(row.as_ref().map(offer_from_row).transpose()?)
-}
-
-/// Moves the passes of coupons that changed state (`(serial, previous Last-Modified)`) to new tags and
-/// pushes the devices holding them.
-async fn touch_coupon_passes(
-    tx: &mut Transaction<'static, Any>,
-    sqlite: bool,
-    passes: &[(String, i64)],
-    now: i64,
-) -> StoreResult<bool> {
-    if passes.is_empty() {
-        return Ok(false);
-    }
-    let mut pushed = false;
-    for chunk in passes.chunks(ROWS_PER_STATEMENT) {
-        let serials: Vec<&str> = chunk.iter().map(|(s, _)| s.as_str()).collect();
-        pushed |= enqueue_pushes(tx, sqlite, &serials).await? > 0;
-    }
-    let mut next_tag = reserve_update_tags(tx, passes.len()).await?;
-    for chunk in passes.chunks(ROWS_PER_STATEMENT) {
-        let sql = format!(
-            "WITH v(serial, tag, modified) AS (VALUES {}) \
-             UPDATE coupons SET update_tag = v.tag, modified_at = v.modified FROM v WHERE coupons.serial_number = v.serial",
-            Params::new(sqlite).rows(chunk.len(), &["{}", "CAST({} AS BIGINT)", "CAST({} AS BIGINT)"])
-        );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for (serial, modified) in chunk {
-            query = query.bind(serial.clone()).bind(next_tag).bind(next_modified_at(*modified, now));
-            next_tag += 1;
-        }
-        query.execute(&mut **tx).await?;
-    }
-    if pushed {
-        announce(tx, sqlite, Outbox::Apns).await?;
-    }
-    Ok(pushed)
-}
-
-/// Withdraws the active coupons of these members (retired now), in the caller's transaction: their passes
-/// are voided and pushed. Answers whether pushes were written.
-pub(crate) async fn withdraw_member_coupons(
-    tx: &mut Transaction<'static, Any>,
-    sqlite: bool,
-    members: &BTreeSet<(&str, &str)>,
-    now: i64,
-) -> StoreResult<bool> {
-    let mut passes = Vec::new();
-    for (program, member_id) in members {
-        let rows = sqlx::query(
-            "UPDATE coupons SET state = 'withdrawn' WHERE program = $1 AND member_id = $2 AND state = 'active' \
-             RETURNING serial_number, modified_at",
-        )
-        .bind(program.to_string())
-        .bind(member_id.to_string())
-        .fetch_all(&mut **tx)
-        .await?;
-        for row in rows {
-            passes.push((row.try_get(0)?, row.try_get(1)?));
-        }
-    }
-    touch_coupon_passes(tx, sqlite, &passes, now).await
 }
 
 impl Store {

@@ -4,14 +4,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use sqlx::{Any, Row, Transaction};
+use sqlx::{Any, Transaction};
 
 use super::jobs::Outbox;
 use super::notify::announce;
 use super::outbox::enqueue_pushes;
+use super::tags::{reserve_update_tags, update_passes};
 use super::{EventStatus, MemberRecord, Params, StoreResult};
 use crate::domain::EventId;
-use crate::plan::{PassChange, Plan};
+use crate::plan::Plan;
 
 /// Writes `plan` in the caller's transaction: new members, member updates, push jobs for the changed
 /// passes, the ledger statuses to record, and last a new update tag for every new or changed pass with the
@@ -48,7 +49,7 @@ pub(crate) async fn write_plan(
     let retired = retired_members(plan);
     if !retired.is_empty() {
         let now = crate::time_fmt::now_unix();
-        written.pushes |= super::offers::withdraw_member_coupons(tx, sqlite, &retired, now).await?;
+        written.pushes |= super::tags::withdraw_member_coupons(tx, sqlite, &retired, now).await?;
     }
     record_event_statuses(tx, sqlite, &plan.event_statuses_to_record).await?;
     let mut next_tag = reserve_update_tags(tx, plan.created.len() + plan.changed_passes.len()).await?;
@@ -87,20 +88,6 @@ fn google_members(plan: &Plan) -> BTreeSet<(&str, &str)> {
         .chain(plan.updated.iter().filter(|m| changed.contains(m.serial_number.as_str())))
         .map(|m| (m.program.as_str(), m.member_id.as_str()))
         .collect()
-}
-
-/// Reserves `count` consecutive tags from the global counter and answers the first. The counter row stays
-/// locked until commit, so tags follow commit order on every back end.
-pub(crate) async fn reserve_update_tags(tx: &mut Transaction<'static, Any>, count: usize) -> StoreResult<i64> {
-    if count == 0 {
-        return Ok(0);
-    }
-    let count = count as i64;
-    let row = sqlx::query("UPDATE counters SET value = value + $1 WHERE name = 'pass_update_tag' RETURNING value")
-        .bind(count)
-        .fetch_one(&mut **tx)
-        .await?;
-    Ok(row.try_get::<i64, _>(0)? - count + 1)
 }
 
 async fn insert_members(tx: &mut Transaction<'static, Any>, sqlite: bool, created: &[MemberRecord]) -> StoreResult<()> {
@@ -177,29 +164,6 @@ async fn update_members(tx: &mut Transaction<'static, Any>, sqlite: bool, update
     for r in updated {
         query = query.bind(r.program.clone()).bind(r.member_id.clone());
         query = bind_member_fields(query, r).bind(r.updated_at);
-    }
-    query.execute(&mut **tx).await?;
-    Ok(())
-}
-
-/// A new tag, Last-Modified and voided flag for every changed pass.
-pub(crate) async fn update_passes(
-    tx: &mut Transaction<'static, Any>,
-    sqlite: bool,
-    changed: &[PassChange],
-    next_tag: &mut i64,
-) -> StoreResult<()> {
-    let sql = format!(
-        "WITH v(serial, tag, modified, voided) AS (VALUES {}) \
-         UPDATE apple_passes SET update_tag = v.tag, modified_at = v.modified, voided = v.voided \
-         FROM v WHERE apple_passes.serial_number = v.serial",
-        Params::new(sqlite)
-            .rows(changed.len(), &["{}", "CAST({} AS BIGINT)", "CAST({} AS BIGINT)", "CAST({} AS BIGINT)"])
-    );
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for p in changed {
-        query = query.bind(p.serial_number.clone()).bind(*next_tag).bind(p.modified_at).bind(i64::from(p.voided));
-        *next_tag += 1;
     }
     query.execute(&mut **tx).await?;
     Ok(())
