@@ -12,6 +12,7 @@
 pub mod app;
 pub mod apple;
 pub mod cli;
+pub mod coupon_links;
 pub mod delivery;
 pub mod doctor;
 pub mod domain;

@@ -100,6 +100,7 @@ impl ChannelMetrics {
 /// The channel names of the delivery engine (the `channel` label).
 pub const APNS: &str = "apns";
 pub const GOOGLE_OBJECTS: &str = "google_objects";
+pub const GOOGLE_OFFERS: &str = "google_offers";
 
 pub struct Metrics {
     http_requests: Mutex<BTreeMap<(String, u16), u64>>,

@@ -194,3 +194,33 @@ impl CouponRecord {
         }
     }
 }
+
+/// A coupon with what Google has of it and of its member's loyalty object: what a Google offers job reads.
+#[derive(Debug, Clone)]
+pub struct OfferTarget {
+    pub coupon: CouponRecord,
+    /// 1..per_member: the coupon's place in its grant (part of its object id).
+    pub slot: i64,
+    /// The OfferObject state Google last accepted ('' while not inserted).
+    pub accepted: String,
+    /// Whether the loyalty object links this coupon's object.
+    pub linked: bool,
+    /// Whether the coupon's message was posted on the loyalty object.
+    pub messaged: bool,
+    /// The member's loyalty object as Google last accepted it.
+    pub loyalty: ObjectState,
+    /// (offer id, slot) of the member's coupons the loyalty object links already.
+    pub member_links: Vec<(String, i64)>,
+}
+
+/// What a Google offers job got Google to accept (recorded even when a later request of it failed).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OfferProgress {
+    /// The object state Google accepted.
+    pub accepted: Option<String>,
+    pub linked: bool,
+    /// The message type posted.
+    pub message: Option<&'static str>,
+    /// Unix seconds of a notification the loyalty object spent on it.
+    pub notified_at: Option<i64>,
+}

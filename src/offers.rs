@@ -113,6 +113,10 @@ pub struct CouponView {
 pub struct CouponLinks {
     /// The coupon's .pkpass download (an Apple coupon pass).
     pub apple: String,
+    /// The coupon's "Add to Google Wallet" link (redirects to Google's save page), when Google Wallet is
+    /// configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub google: Option<String>,
 }
 
 impl CouponView {
@@ -127,7 +131,13 @@ impl CouponView {
             valid_until: rfc3339(coupon.valid_until),
             redeemed_at: coupon.redeemed_at.map(rfc3339),
             redeemed_location: coupon.redeemed_location.clone(),
-            links: CouponLinks { apple: format!("{}/c/{}/pass.pkpass", state.settings.public_url, coupon.coupon_id) },
+            links: CouponLinks {
+                apple: format!("{}/c/{}/pass.pkpass", state.settings.public_url, coupon.coupon_id),
+                google: state
+                    .google
+                    .as_ref()
+                    .map(|_| format!("{}/c/{}/google", state.settings.public_url, coupon.coupon_id)),
+            },
         }
     }
 }

@@ -57,7 +57,7 @@ pub fn classify(error: &SyncError) -> Verdict {
     }
 }
 
-fn status_of(error: &SyncError) -> Option<u16> {
+pub fn status_of(error: &SyncError) -> Option<u16> {
     match error {
         SyncError::Google(Answer::Forbidden(_)) => Some(403),
         SyncError::Google(Answer::Busy(status, _) | Answer::Rejected(status, _)) => Some(*status),

@@ -4,13 +4,14 @@
 //! round concurrently, turning each answer's verdict into the job's fate under one retry policy
 //! (`policy`), settling a round in one transaction while the next is sent, the forbidden mode (403: one
 //! probe now and then, recorded where every instance and `doctor` see it), the metrics labelled by channel,
-//! and the wake-ups (in process, and NOTIFY on PostgreSQL). A channel (`apns`, `google_objects`) knows
+//! and the wake-ups (in process, and NOTIFY on PostgreSQL). A channel (`apns`, `google_objects`, `google_offers`) knows
 //! only its destination: what a round needs read first, how to send one job and what the answer means,
 //! and what settling records beside the job row.
 
 pub mod apns;
 pub mod engine;
 pub mod google_objects;
+pub mod google_offers;
 pub mod policy;
 
 use std::future::Future;

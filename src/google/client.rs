@@ -147,6 +147,8 @@ pub struct WalletApi {
 pub enum Kind {
     Class,
     Object,
+    OfferClass,
+    OfferObject,
 }
 
 impl Kind {
@@ -154,6 +156,8 @@ impl Kind {
         match self {
             Kind::Class => "loyaltyClass",
             Kind::Object => "loyaltyObject",
+            Kind::OfferClass => "offerClass",
+            Kind::OfferObject => "offerObject",
         }
     }
 }
@@ -175,6 +179,12 @@ impl WalletApi {
 
     pub async fn patch(&self, kind: Kind, id: &str, body: &Value) -> Answer {
         self.call(reqwest::Method::PATCH, &self.resource_url(kind, id), Some(body)).await
+    }
+
+    /// `POST {kind}/{id}/addMessage` with `{"message": message}`.
+    pub async fn add_message(&self, kind: Kind, id: &str, message: &Value) -> Answer {
+        let url = format!("{}/addMessage", self.resource_url(kind, id));
+        self.call(reqwest::Method::POST, &url, Some(&serde_json::json!({ "message": message }))).await
     }
 
     pub async fn get(&self, kind: Kind, id: &str) -> Answer {

@@ -8,6 +8,8 @@ pub mod account;
 pub mod callbacks;
 pub mod client;
 pub mod ecv2;
+pub mod offer_wallet;
+pub mod offers;
 pub mod pass;
 pub mod rate;
 pub mod roots;

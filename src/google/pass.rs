@@ -101,7 +101,7 @@ fn without_translations(value: &Value) -> Value {
     }
 }
 
-fn link(
+pub(super) fn link(
     account: &ServiceAccount,
     public_url: &str,
     payload: Value,

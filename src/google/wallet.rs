@@ -21,8 +21,8 @@ use crate::templates::google::{ClassContext, ObjectContext};
 use crate::templates::{MemberFields, Program, TemplateError};
 
 /// The link path inserts the object itself only if the shared rate lets it send within this long.
-const LINK_WAIT: Duration = Duration::from_secs(1);
-const LINK_DEADLINE: Duration = Duration::from_secs(3);
+pub(super) const LINK_WAIT: Duration = Duration::from_secs(1);
+pub(super) const LINK_DEADLINE: Duration = Duration::from_secs(3);
 /// A failed class upsert is not tried again for this long (the round's other jobs fail with it).
 const CLASS_RETRY: Duration = Duration::from_secs(5);
 
@@ -40,8 +40,8 @@ pub struct GoogleWallet {
     pub class_id: String,
     pub account: ServiceAccount,
     pub api: WalletApi,
-    program: Arc<Program>,
-    public_url: String,
+    pub(super) program: Arc<Program>,
+    pub(super) public_url: String,
     class: Value,
     /// Set once the class is upserted.
     class_ready: AtomicBool,
@@ -50,12 +50,14 @@ pub struct GoogleWallet {
     class_upsert: Mutex<Option<(Instant, Answer)>>,
     /// The deployment's REST rate; every request of `api` waits for its turn.
     pub rate: Arc<SharedRate>,
-    store: Store,
+    pub(super) store: Store,
     metrics: Arc<Metrics>,
     /// The object channel's series: its forbidden state says whether Google refuses us.
     channel: Arc<ChannelMetrics>,
     /// Google's root keys for verifying callbacks.
     pub root_keys: super::roots::RootKeyCache,
+    /// The offer classes this process upserted (ids).
+    pub(super) offer_classes: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 /// The public URL of a template image served by tessera (`/google/images/...`).
@@ -101,6 +103,7 @@ impl GoogleWallet {
             channel: metrics.channel(GOOGLE_OBJECTS),
             metrics,
             root_keys: super::roots::RootKeyCache::new(root_keys),
+            offer_classes: Default::default(),
         })
     }
 
@@ -173,7 +176,7 @@ impl GoogleWallet {
         }
     }
 
-    fn count(&self, answer: &Answer) {
+    pub(super) fn count(&self, answer: &Answer) {
         self.metrics.google_request(match answer {
             Answer::Ok(_) => "ok",
             Answer::NotFound => "not-found",

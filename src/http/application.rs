@@ -19,6 +19,7 @@ use crate::app::AppState;
 use crate::apple::SigningIdentity;
 use crate::delivery::apns::ApnsChannel;
 use crate::delivery::google_objects::GoogleObjectsChannel;
+use crate::delivery::google_offers::GoogleOffersChannel;
 use crate::delivery::{Engine, EngineSettings};
 use crate::housekeeping::Housekeeping;
 use crate::push::ApnsClient;
@@ -61,6 +62,7 @@ struct Workers {
     apns: Engine<ApnsChannel>,
     /// None without Google Wallet.
     google_objects: Option<Engine<GoogleObjectsChannel>>,
+    google_offers: Option<Engine<GoogleOffersChannel>>,
     housekeeping: Housekeeping,
 }
 
@@ -78,9 +80,14 @@ impl Workers {
             let channel = GoogleObjectsChannel::new(wallet.clone(), store.clone());
             Engine::new(Arc::new(channel), store.clone(), &state.metrics, engine)
         });
+        let google_offers = state.google.as_ref().map(|wallet| {
+            let channel = GoogleOffersChannel::new(wallet.clone(), store.clone());
+            Engine::new(Arc::new(channel), store.clone(), &state.metrics, engine)
+        });
         Ok(Workers {
             apns: Engine::new(Arc::new(apns), store.clone(), &state.metrics, engine),
             google_objects,
+            google_offers,
             housekeeping: Housekeeping {
                 store: store.clone(),
                 scan_retention_days: settings.scan_retention_days,
@@ -98,6 +105,9 @@ impl Workers {
             expiry,
         ];
         if let Some(engine) = self.google_objects {
+            tasks.push(tokio::spawn(engine.run(stopped.clone())));
+        }
+        if let Some(engine) = self.google_offers {
             tasks.push(tokio::spawn(engine.run(stopped)));
         }
         tasks

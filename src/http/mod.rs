@@ -68,6 +68,11 @@ fn route_table() -> Vec<(&'static str, Vec<(Method, Route)>)> {
         ("/m/{public_id}", vec![(Method::GET, web::get().to(pages::member_page))]),
         ("/m/{public_id}/pass.pkpass", vec![(Method::GET, web::get().to(pages::download_pass))]),
         ("/c/{coupon_id}/pass.pkpass", vec![(Method::GET, web::get().to(offers::download_coupon))]),
+        ("/c/{coupon_id}/google", vec![(Method::GET, web::get().to(crate::coupon_links::coupon_google_link))]),
+        (
+            "/google/images/offers/{template}/{name}",
+            vec![(Method::GET, web::get().to(crate::coupon_links::offer_image))],
+        ),
         ("/assets/{name}", vec![(Method::GET, web::get().to(pages::asset))]),
         ("/staff", vec![(Method::GET, web::get().to(staff::page))]),
         ("/staff/session", vec![(Method::POST, web::post().to(staff::sign_in))]),

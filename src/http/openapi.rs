@@ -23,6 +23,7 @@ use crate::{ledger, members, ops};
         ledger::webhook,
         crate::offers::put_offer, crate::offers::get_offer, crate::offers::delete_offer, crate::offers::grant,
         crate::offers::member_coupons, crate::offers::redeem, crate::offers::download_coupon,
+        crate::coupon_links::coupon_google_link, crate::coupon_links::offer_image,
         crate::scan::scan, crate::scan::member_scans,
         crate::staff::page, crate::staff::sign_in, crate::staff::sign_out, crate::staff::scan,
         web_service::register, web_service::unregister, web_service::list_updated, web_service::latest_pass,

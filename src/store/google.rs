@@ -8,7 +8,7 @@ use super::members::{MEMBER_COLUMN_COUNT, MEMBER_COLUMNS, member_from_row};
 use super::{MemberRecord, Params, Store, StoreResult};
 use crate::model::ObjectState;
 
-fn object_state_from(row: &sqlx::any::AnyRow, at: usize) -> Result<ObjectState, sqlx::Error> {
+pub(super) fn object_state_from(row: &sqlx::any::AnyRow, at: usize) -> Result<ObjectState, sqlx::Error> {
     let inserted_at: Option<i64> = row.try_get(at)?;
     Ok(ObjectState {
         inserted: inserted_at.unwrap_or(0) > 0,
@@ -20,7 +20,8 @@ fn object_state_from(row: &sqlx::any::AnyRow, at: usize) -> Result<ObjectState, 
     })
 }
 
-const STATE_COLUMNS: &str = "g.inserted_at, g.synced_tag, g.synced_points, g.synced_tier, g.notified_at, g.saved";
+pub(super) const STATE_COLUMNS: &str =
+    "g.inserted_at, g.synced_tag, g.synced_points, g.synced_tier, g.notified_at, g.saved";
 
 impl Store {
     /// Whether ledger and admin changes write Google jobs (Google Wallet is configured).
@@ -79,7 +80,11 @@ impl Store {
     pub async fn record_google_current(&self, program: &str, member_id: &str, state: &ObjectState) -> StoreResult<()> {
         let mut tx = self.writer.begin().await?;
         upsert_object(&mut tx, program, member_id, state).await?;
+        let offers = announce_coupons(&mut tx, self.sqlite, &[(program, member_id)]).await?;
         tx.commit().await?;
+        if offers {
+            self.wake(Outbox::GoogleOffers);
+        }
         Ok(())
     }
 
@@ -109,6 +114,11 @@ impl Store {
         settle_jobs(&mut tx, self.sqlite, Outbox::GoogleObjects, round, refusal_key, refusal).await?;
         let mut sorted: Vec<&Settled<Option<ObjectState>>> = round.iter().collect();
         sorted.sort_by(|a, b| (&a.job.scope, &a.job.id).cmp(&(&b.job.scope, &b.job.id)));
+        let inserted: Vec<(&str, &str)> = sorted
+            .iter()
+            .filter(|s| s.effect.as_ref().is_some_and(|state| state.inserted))
+            .map(|s| (s.job.scope.as_str(), s.job.id.as_str()))
+            .collect();
         for s in sorted {
             let (program, member) = (s.job.scope.as_str(), s.job.id.as_str());
             match (&s.effect, s.outcome) {
@@ -120,7 +130,11 @@ impl Store {
                 }
             }
         }
+        let offers = announce_coupons(&mut tx, self.sqlite, &inserted).await?;
         tx.commit().await?;
+        if offers {
+            self.wake(Outbox::GoogleOffers);
+        }
         Ok(())
     }
 
@@ -243,11 +257,40 @@ async fn note_attempt(
     Ok(())
 }
 
-fn format_times(times: &[i64]) -> String {
+/// Offer jobs for the active coupons never announced of members whose loyalty object Google now has, so
+/// coupons granted before the member saved the card are linked and announced too.
+async fn announce_coupons(
+    tx: &mut Transaction<'static, Any>,
+    sqlite: bool,
+    members: &[(&str, &str)],
+) -> StoreResult<bool> {
+    let mut ids = Vec::new();
+    for (program, member_id) in members {
+        let rows = sqlx::query(
+            "SELECT coupon_id FROM coupons WHERE program = $1 AND member_id = $2 AND state = 'active' \
+             AND google_linked = 0 AND google_message = ''",
+        )
+        .bind(program.to_string())
+        .bind(member_id.to_string())
+        .fetch_all(&mut **tx)
+        .await?;
+        for row in rows {
+            ids.push(row.try_get::<String, _>(0)?);
+        }
+    }
+    if ids.is_empty() {
+        return Ok(false);
+    }
+    ids.sort();
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    super::google_offers::enqueue_offer_jobs(tx, sqlite, &ids).await
+}
+
+pub(super) fn format_times(times: &[i64]) -> String {
     times.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
 }
 
-fn parse_times(text: &str) -> Vec<i64> {
+pub(super) fn parse_times(text: &str) -> Vec<i64> {
     text.split(',').filter_map(|t| t.trim().parse().ok()).collect()
 }
 

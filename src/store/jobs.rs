@@ -17,15 +17,18 @@ pub enum Outbox {
     Apns,
     /// `google_jobs`: one per (program, member).
     GoogleObjects,
+    /// `offer_jobs`: one per (program, coupon).
+    GoogleOffers,
 }
 
 impl Outbox {
-    pub const ALL: [Outbox; 2] = [Outbox::Apns, Outbox::GoogleObjects];
+    pub const ALL: [Outbox; 3] = [Outbox::Apns, Outbox::GoogleObjects, Outbox::GoogleOffers];
 
     pub(crate) fn table(self) -> &'static str {
         match self {
             Outbox::Apns => "push_jobs",
             Outbox::GoogleObjects => "google_jobs",
+            Outbox::GoogleOffers => "offer_jobs",
         }
     }
 
@@ -34,6 +37,7 @@ impl Outbox {
         match self {
             Outbox::Apns => ["pass_type_id", "push_token"],
             Outbox::GoogleObjects => ["program", "member_id"],
+            Outbox::GoogleOffers => ["program", "coupon_id"],
         }
     }
 
@@ -41,7 +45,7 @@ impl Outbox {
     fn claim_order(self) -> &'static str {
         match self {
             Outbox::Apns => "not_before",
-            Outbox::GoogleObjects => "enqueued_at",
+            Outbox::GoogleObjects | Outbox::GoogleOffers => "enqueued_at",
         }
     }
 
@@ -50,6 +54,7 @@ impl Outbox {
         match self {
             Outbox::Apns => "apns",
             Outbox::GoogleObjects => "google",
+            Outbox::GoogleOffers => "offers",
         }
     }
 

@@ -6,6 +6,7 @@
 
 mod connect;
 mod google;
+mod google_offers;
 mod jobs;
 mod ledger;
 mod members;
@@ -234,6 +235,9 @@ impl Store {
         }
         if written.google {
             self.wake(Outbox::GoogleObjects);
+        }
+        if written.offers {
+            self.wake(Outbox::GoogleOffers);
         }
     }
 

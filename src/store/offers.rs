@@ -22,7 +22,10 @@ use crate::plan::offers::{GrantPlan, GrantRefusal, GrantSnapshot};
 const OFFER_COLUMNS: &str = "program, offer_id, template, valid_from, valid_until, per_member, quota, withdrawn_at, \
      created_at, updated_at";
 
-const COUPON_SELECT: &str = "SELECT c.coupon_id, c.program, c.offer_id, c.member_id, c.code, c.state, c.granted_at, \
+/// Columns of `COUPON_SELECT`, for queries that add their own after them.
+pub(super) const COUPON_COLUMN_COUNT: usize = 20;
+
+pub(super) const COUPON_SELECT: &str = "SELECT c.coupon_id, c.program, c.offer_id, c.member_id, c.code, c.state, c.granted_at, \
      c.redeemed_at, c.redeemed_location, c.serial_number, c.authentication_token, c.pass_type_id, c.update_tag, \
      c.modified_at, o.template, o.valid_from, o.valid_until, m.name, m.tier, m.locale \
      FROM coupons c JOIN offers o ON o.program = c.program AND o.offer_id = c.offer_id \
@@ -80,7 +83,7 @@ fn offer_from_row(row: &AnyRow) -> Result<OfferRecord, sqlx::Error> {
     })
 }
 
-fn coupon_from_row(row: &AnyRow) -> Result<CouponRecord, sqlx::Error> {
+pub(super) fn coupon_from_row(row: &AnyRow) -> Result<CouponRecord, sqlx::Error> {
     Ok(CouponRecord {
         coupon_id: row.try_get(0)?,
         program: row.try_get(1)?,
@@ -216,7 +219,7 @@ impl Store {
             .await?;
         let rows = sqlx::query(
             "UPDATE coupons SET state = 'withdrawn' WHERE program = $1 AND offer_id = $2 AND state IN ('active', 'expired') \
-             RETURNING serial_number, modified_at",
+             RETURNING serial_number, modified_at, coupon_id",
         )
         .bind(program)
         .bind(offer_id)
@@ -224,9 +227,11 @@ impl Store {
         .await?;
         let passes =
             rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect::<Result<Vec<_>, sqlx::Error>>()?;
+        let ids = rows.iter().map(|r| r.try_get::<String, _>(2)).collect::<Result<Vec<_>, sqlx::Error>>()?;
         let pushed = touch_coupon_passes(&mut tx, self.sqlite, &passes, now).await?;
+        let offers = self.enqueue_offer_jobs(&mut tx, &ids).await?;
         tx.commit().await?;
-        self.changed(Written { pushes: pushed, google: false });
+        self.changed(Written { pushes: pushed, google: false, offers });
         self.offer(program, offer_id, now).await
     }
 
@@ -287,9 +292,11 @@ impl Store {
         for chunk in plan.cards.chunks(ROWS_PER_STATEMENT) {
             update_passes(&mut tx, self.sqlite, chunk, &mut next_tag).await?;
         }
+        let ids: Vec<&str> = plan.coupons.iter().map(|c| c.coupon_id.as_str()).collect();
+        let offers = self.enqueue_offer_jobs(&mut tx, &ids).await?;
         tx.commit().await?;
-        if !plan.cards.is_empty() {
-            self.changed(Written { pushes: pushed, google: false });
+        if !plan.cards.is_empty() || offers {
+            self.changed(Written { pushes: pushed, google: false, offers });
         }
         Ok(GrantOutcome::Granted(plan))
     }
@@ -310,7 +317,7 @@ impl Store {
             "UPDATE coupons SET state = 'redeemed', redeemed_at = $3, redeemed_location = $4, redeemed_staff = $5 \
              WHERE program = $1 AND code = $2 AND state = 'active' AND EXISTS (SELECT 1 FROM offers o \
              WHERE o.program = coupons.program AND o.offer_id = coupons.offer_id AND o.valid_from <= $3 AND o.valid_until > $3) \
-             RETURNING serial_number, modified_at",
+             RETURNING serial_number, modified_at, coupon_id",
         )
         .bind(program)
         .bind(code)
@@ -327,9 +334,11 @@ impl Store {
             });
         };
         let pass = (row.try_get(0)?, row.try_get(1)?);
+        let coupon_id: String = row.try_get(2)?;
         let pushed = touch_coupon_passes(&mut tx, self.sqlite, &[pass], now).await?;
+        let offers = self.enqueue_offer_jobs(&mut tx, &[&coupon_id]).await?;
         tx.commit().await?;
-        self.changed(Written { pushes: pushed, google: false });
+        self.changed(Written { pushes: pushed, google: false, offers });
         let coupon = self.coupon_by_code(program, code).await?;
         let coupon =
             coupon.ok_or_else(|| StoreError::Corrupt(format!("coupon {code} missing after its redemption")))?;
@@ -349,21 +358,25 @@ impl Store {
         for row in rows {
             let (program, offer_id): (String, String) = (row.try_get(0)?, row.try_get(1)?);
             let mut tx = self.writer.begin().await?;
-            let done = sqlx::query(
-                "UPDATE coupons SET state = 'expired' WHERE program = $1 AND offer_id = $2 AND state = 'active'",
+            let expired = sqlx::query(
+                "UPDATE coupons SET state = 'expired' WHERE program = $1 AND offer_id = $2 AND state = 'active' \
+                 RETURNING coupon_id",
             )
             .bind(&program)
             .bind(&offer_id)
-            .execute(&mut *tx)
+            .fetch_all(&mut *tx)
             .await?;
+            let ids = expired.iter().map(|r| r.try_get::<String, _>(0)).collect::<Result<Vec<_>, sqlx::Error>>()?;
             sqlx::query("UPDATE offers SET expired_at = $3 WHERE program = $1 AND offer_id = $2")
                 .bind(&program)
                 .bind(&offer_id)
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
+            let offers = self.enqueue_offer_jobs(&mut tx, &ids).await?;
             tx.commit().await?;
-            marked += done.rows_affected();
+            self.changed(Written { pushes: false, google: false, offers });
+            marked += ids.len() as u64;
         }
         Ok(marked)
     }
@@ -374,6 +387,19 @@ impl Store {
             .fetch_one(&self.reader)
             .await?
             .try_get(0)?)
+    }
+
+    /// Google offer jobs for these coupons, when Google Wallet is configured.
+    async fn enqueue_offer_jobs(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        coupon_ids: &[impl AsRef<str>],
+    ) -> StoreResult<bool> {
+        if !self.google_outbox_enabled() {
+            return Ok(false);
+        }
+        let ids: Vec<&str> = coupon_ids.iter().map(AsRef::as_ref).collect();
+        super::google_offers::enqueue_offer_jobs(tx, self.sqlite, &ids).await
     }
 
     pub async fn coupon_by_code(&self, program: &str, code: &str) -> StoreResult<Option<CouponRecord>> {

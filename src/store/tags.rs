@@ -85,19 +85,27 @@ pub(crate) async fn touch_coupon_passes(
     Ok(pushed)
 }
 
+/// Coupons whose state a change moved: their passes touched, and their ids for the Google offer jobs.
+#[derive(Debug, Default)]
+pub(crate) struct CouponsChanged {
+    pub pushes: bool,
+    pub coupon_ids: Vec<String>,
+}
+
 /// Withdraws the active coupons of these members (retired now), in the caller's transaction: their passes
-/// are voided and pushed. Answers whether pushes were written.
+/// are voided and pushed.
 pub(crate) async fn withdraw_member_coupons(
     tx: &mut Transaction<'static, Any>,
     sqlite: bool,
     members: &BTreeSet<(&str, &str)>,
     now: i64,
-) -> StoreResult<bool> {
+) -> StoreResult<CouponsChanged> {
     let mut passes = Vec::new();
+    let mut coupon_ids = Vec::new();
     for (program, member_id) in members {
         let rows = sqlx::query(
             "UPDATE coupons SET state = 'withdrawn' WHERE program = $1 AND member_id = $2 AND state = 'active' \
-             RETURNING serial_number, modified_at",
+             RETURNING serial_number, modified_at, coupon_id",
         )
         .bind(program.to_string())
         .bind(member_id.to_string())
@@ -105,7 +113,9 @@ pub(crate) async fn withdraw_member_coupons(
         .await?;
         for row in rows {
             passes.push((row.try_get(0)?, row.try_get(1)?));
+            coupon_ids.push(row.try_get(2)?);
         }
     }
-    touch_coupon_passes(tx, sqlite, &passes, now).await
+    let pushes = touch_coupon_passes(tx, sqlite, &passes, now).await?;
+    Ok(CouponsChanged { pushes, coupon_ids })
 }

@@ -49,7 +49,12 @@ pub(crate) async fn write_plan(
     let retired = retired_members(plan);
     if !retired.is_empty() {
         let now = crate::time_fmt::now_unix();
-        written.pushes |= super::tags::withdraw_member_coupons(tx, sqlite, &retired, now).await?;
+        let withdrawn = super::tags::withdraw_member_coupons(tx, sqlite, &retired, now).await?;
+        written.pushes |= withdrawn.pushes;
+        if google {
+            let ids: Vec<&str> = withdrawn.coupon_ids.iter().map(String::as_str).collect();
+            written.offers = super::google_offers::enqueue_offer_jobs(tx, sqlite, &ids).await?;
+        }
     }
     record_event_statuses(tx, sqlite, &plan.event_statuses_to_record).await?;
     let mut next_tag = reserve_update_tags(tx, plan.created.len() + plan.changed_passes.len()).await?;
@@ -67,6 +72,8 @@ pub(crate) async fn write_plan(
 pub(crate) struct Written {
     pub pushes: bool,
     pub google: bool,
+    /// Google offer jobs (coupons' objects).
+    pub offers: bool,
 }
 
 /// Members this plan retires (their pass is voided by it): their open coupons are withdrawn with them.
