@@ -120,6 +120,11 @@ struct State {
     requests: Vec<Recorded>,
     classes: HashMap<String, Value>,
     objects: HashMap<String, Value>,
+    offer_classes: HashMap<String, Value>,
+    offer_objects: HashMap<String, Value>,
+    /// Notifications each object gave in the last 24 hours (notifying PATCHes and TEXT_AND_NOTIFY
+    /// messages; Google allows three).
+    notifications: HashMap<String, Vec<Instant>>,
     /// Live access tokens and when they expire; revoking clears it.
     tokens: HashMap<String, Instant>,
     tokens_issued: usize,
@@ -234,6 +239,24 @@ impl GoogleStandIn {
 
     pub fn class(&self, id: &str) -> Option<Value> {
         self.state().classes.get(id).cloned()
+    }
+
+    pub fn offer_class(&self, id: &str) -> Option<Value> {
+        self.state().offer_classes.get(id).cloned()
+    }
+
+    pub fn offer_object(&self, id: &str) -> Option<Value> {
+        self.state().offer_objects.get(id).cloned()
+    }
+
+    pub fn offer_objects(&self) -> HashMap<String, Value> {
+        self.state().offer_objects.clone()
+    }
+
+    /// Counts `n` notifications against an object's 24-hour budget, as if sent earlier today.
+    pub fn spend_notifications(&self, object_id: &str, n: usize) {
+        let now = Instant::now();
+        self.state().notifications.entry(object_id.to_string()).or_default().extend(std::iter::repeat_n(now, n));
     }
 
     /// Every stored object, by id.
@@ -433,10 +456,22 @@ fn rest(state: &mut State, method: &str, path: &str, authorization: Option<&str>
         return google_error(404, "Not Found");
     };
     let mut segments = rest.split('/');
-    let store = match segments.next() {
-        Some("loyaltyClass") => &mut state.classes,
-        Some("loyaltyObject") => &mut state.objects,
-        _ => return google_error(404, "Not Found"),
+    let kind = segments.next().unwrap_or_default();
+    if !["loyaltyClass", "loyaltyObject", "offerClass", "offerObject"].contains(&kind) {
+        return google_error(404, "Not Found");
+    }
+    if let Err(e) = check_required(kind, method, body) {
+        return e;
+    }
+    if let Err(e) = check_links(state, kind, body) {
+        return e;
+    }
+    let notify_kind = kind == "loyaltyObject";
+    let store = match kind {
+        "loyaltyClass" => &mut state.classes,
+        "loyaltyObject" => &mut state.objects,
+        "offerClass" => &mut state.offer_classes,
+        _ => &mut state.offer_objects,
     };
     let id = segments.next().filter(|s| !s.is_empty()).map(percent_decode);
     let action = segments.next();
@@ -469,7 +504,11 @@ fn rest(state: &mut State, method: &str, path: &str, authorization: Option<&str>
             for (field, value) in body.as_object().unwrap() {
                 stored[field] = value.clone();
             }
-            (200, stored.clone())
+            let answer = stored.clone();
+            if notify_kind && body["notifyPreference"] == "NOTIFY_ON_UPDATE" {
+                spend_notification(&mut state.notifications, &id);
+            }
+            (200, answer)
         }
         ("PUT", Some(id), None) => {
             if !store.contains_key(&id) {
@@ -491,6 +530,22 @@ fn rest(state: &mut State, method: &str, path: &str, authorization: Option<&str>
             if !body["message"].is_object() {
                 return google_error(400, "message must be set.");
             }
+            let notifying = body["message"]["messageType"] == "TEXT_AND_NOTIFY";
+            if notify_kind && notifying && !spend_notification(&mut state.notifications, &id) {
+                return google_error(
+                    403,
+                    &format!("Quota exceeded for issuer when adding TEXT_AND_NOTIFY message to object {id} (quotaExceeded)"),
+                );
+            }
+            let Some(stored) = (match kind {
+                "loyaltyClass" => &mut state.classes,
+                "loyaltyObject" => &mut state.objects,
+                "offerClass" => &mut state.offer_classes,
+                _ => &mut state.offer_objects,
+            })
+            .get_mut(&id) else {
+                return missing(&id);
+            };
             match stored["messages"].as_array_mut() {
                 Some(messages) => messages.push(body["message"].clone()),
                 None => stored["messages"] = json!([body["message"]]),
@@ -498,6 +553,46 @@ fn rest(state: &mut State, method: &str, path: &str, authorization: Option<&str>
             (200, json!({"resource": stored}))
         }
         _ => google_error(404, "Not Found"),
+    }
+}
+
+/// Counts a notification against the object's 24-hour budget; false when it is spent.
+fn spend_notification(notifications: &mut HashMap<String, Vec<Instant>>, id: &str) -> bool {
+    let times = notifications.entry(id.to_string()).or_default();
+    times.retain(|t| t.elapsed() < Duration::from_secs(86_400));
+    if times.len() >= 3 {
+        return false;
+    }
+    times.push(Instant::now());
+    true
+}
+
+/// The fields the Wallet Objects discovery document marks required, on inserts.
+fn check_required(kind: &str, method: &str, body: &Value) -> Result<(), (u16, Value)> {
+    let required: &[&str] = match kind {
+        "offerClass" => &["id", "issuerName", "provider", "title", "redemptionChannel", "reviewStatus"],
+        "offerObject" => &["id", "classId", "state"],
+        _ => &[],
+    };
+    if method != "POST" || body.get("message").is_some() {
+        return Ok(());
+    }
+    match required.iter().find(|f| body.get(**f).is_none_or(Value::is_null)) {
+        Some(missing) => Err(google_error(400, &format!("{kind}.{missing} is required."))),
+        None => Ok(()),
+    }
+}
+
+/// `linkedObjectIds` may name only objects of this issuer that exist (at most 50).
+fn check_links(state: &State, kind: &str, body: &Value) -> Result<(), (u16, Value)> {
+    let Some(ids) = body.get("linkedObjectIds") else { return Ok(()) };
+    let ids = ids.as_array().ok_or_else(|| google_error(400, "linkedObjectIds must be a list."))?;
+    if kind != "loyaltyObject" || ids.len() > 50 {
+        return Err(google_error(400, "linkedObjectIds: at most 50, on an object."));
+    }
+    match ids.iter().find(|id| id.as_str().is_none_or(|id| !state.offer_objects.contains_key(id))) {
+        Some(id) => Err(google_error(400, &format!("Linked object {id} does not exist."))),
+        None => Ok(()),
     }
 }
 
