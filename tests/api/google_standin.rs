@@ -524,9 +524,9 @@ fn rest(state: &mut State, method: &str, path: &str, authorization: Option<&str>
         }
         // addMessage: appends `message` to `messages`, answers `{"resource": ...}` as Google does.
         ("POST", Some(id), Some("addMessage")) => {
-            let Some(stored) = store.get_mut(&id) else {
+            if !store.contains_key(&id) {
                 return missing(&id);
-            };
+            }
             if !body["message"].is_object() {
                 return google_error(400, "message must be set.");
             }
@@ -534,7 +534,9 @@ fn rest(state: &mut State, method: &str, path: &str, authorization: Option<&str>
             if notify_kind && notifying && !spend_notification(&mut state.notifications, &id) {
                 return google_error(
                     403,
-                    &format!("Quota exceeded for issuer when adding TEXT_AND_NOTIFY message to object {id} (quotaExceeded)"),
+                    &format!(
+                        "Quota exceeded for issuer when adding TEXT_AND_NOTIFY message to object {id} (quotaExceeded)"
+                    ),
                 );
             }
             let Some(stored) = (match kind {
