@@ -19,6 +19,8 @@ mod deploy;
 mod examples;
 #[path = "api/google.rs"]
 mod google;
+#[path = "api/google_offers.rs"]
+mod google_offers;
 #[path = "api/google_rate.rs"]
 mod google_rate;
 #[path = "api/google_signer.rs"]

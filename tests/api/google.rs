@@ -102,7 +102,7 @@ impl GoogleApp {
     }
 }
 
-fn decode_link(link: &str, account: &ServiceAccount) -> Value {
+pub fn decode_link(link: &str, account: &ServiceAccount) -> Value {
     let jwt = link.strip_prefix("https://pay.google.com/gp/v/save/").expect("a Google save link");
     let key = jsonwebtoken::DecodingKey::from_rsa_pem(&account.public_key.public_key_to_pem().unwrap()).unwrap();
     let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);

@@ -13,6 +13,7 @@ mod crash;
 mod deploy;
 mod examples;
 mod google;
+mod google_offers;
 mod google_signer;
 // The stand-in's whole API is for benches too; the suite uses most of it.
 #[allow(dead_code)]

@@ -12,7 +12,7 @@ use crate::helpers::{
     ADMIN_TOKEN, DevicePass, TestApp, assert_error, pass_json, push_token, repo, spawn_app_with, unzip,
 };
 
-const STAFF_TOKEN: &str = "test-staff-token-0123456789";
+pub(crate) const STAFF_TOKEN: &str = "test-staff-token-0123456789";
 
 async fn app_with_apns() -> (TestApp, StandIn) {
     let standin = StandIn::start(&[&repo().join("certs-example/root.pem")]).await;
@@ -21,12 +21,12 @@ async fn app_with_apns() -> (TestApp, StandIn) {
     (app, standin)
 }
 
-fn window(from_s: i64, until_s: i64) -> (String, String) {
+pub(crate) fn window(from_s: i64, until_s: i64) -> (String, String) {
     let now = tessera::time_fmt::now_unix();
     (tessera::time_fmt::rfc3339(now + from_s), tessera::time_fmt::rfc3339(now + until_s))
 }
 
-async fn put_offer(app: &TestApp, id: &str, body: &Value) -> reqwest::Response {
+pub(crate) async fn put_offer(app: &TestApp, id: &str, body: &Value) -> reqwest::Response {
     let url = format!("{}/api/v1/offers/{id}", app.base);
     app.client.put(url).bearer_auth(ADMIN_TOKEN).json(body).send().await.unwrap()
 }
@@ -38,12 +38,12 @@ async fn make_offer(app: &TestApp, id: &str, template: &str, until_s: i64) -> Va
     answer.json().await.unwrap()
 }
 
-async fn grant(app: &TestApp, offer: &str, ids: &[&str]) -> reqwest::Response {
+pub(crate) async fn grant(app: &TestApp, offer: &str, ids: &[&str]) -> reqwest::Response {
     let url = format!("{}/api/v1/offers/{offer}/grants", app.base);
     app.client.post(url).bearer_auth(ADMIN_TOKEN).json(&json!({ "member_ids": ids })).send().await.unwrap()
 }
 
-async fn redeem(app: &TestApp, code: &str, location: Option<&str>) -> reqwest::Response {
+pub(crate) async fn redeem(app: &TestApp, code: &str, location: Option<&str>) -> reqwest::Response {
     let mut body = json!({ "code": code });
     if let Some(l) = location {
         body["location"] = json!(l);
@@ -66,7 +66,7 @@ async fn get_offer(app: &TestApp, id: &str) -> Value {
     answer.json().await.unwrap()
 }
 
-async fn coupons_of(app: &TestApp, member: &str) -> Vec<Value> {
+pub(crate) async fn coupons_of(app: &TestApp, member: &str) -> Vec<Value> {
     let member: Value = app.get_member(member).await.json().await.unwrap();
     member["coupons"].as_array().unwrap().clone()
 }
