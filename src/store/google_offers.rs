@@ -145,8 +145,9 @@ impl Store {
         refusal_key: &str,
         refusal: &RefusalChange,
     ) -> StoreResult<()> {
+        // Coupons before their jobs: the order redemption, withdrawal and expiry lock them in (coupon,
+        // then its job), so the two never wait on each other in a cycle.
         let mut tx = self.writer.begin().await?;
-        settle_jobs(&mut tx, self.sqlite, Outbox::GoogleOffers, round, refusal_key, refusal).await?;
         let mut sorted: Vec<&Settled<OfferProgress>> = round.iter().collect();
         sorted.sort_by(|a, b| (&a.job.scope, &a.job.id).cmp(&(&b.job.scope, &b.job.id)));
         let mut notified: BTreeMap<(String, String), Vec<i64>> = BTreeMap::new();
@@ -160,6 +161,7 @@ impl Store {
                 notified.entry((s.job.scope.clone(), member)).or_default().push(at);
             }
         }
+        settle_jobs(&mut tx, self.sqlite, Outbox::GoogleOffers, round, refusal_key, refusal).await?;
         for ((program, member_id), times) in notified {
             spend_notifications(&mut tx, &program, &member_id, &times).await?;
         }

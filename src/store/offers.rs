@@ -312,6 +312,17 @@ impl Store {
         staff: &str,
         now: i64,
     ) -> StoreResult<Result<CouponRecord, RedeemFailure>> {
+        super::retry_conflicts(|| self.try_redeem_coupon(program, code, location, staff, now)).await
+    }
+
+    async fn try_redeem_coupon(
+        &self,
+        program: &str,
+        code: &str,
+        location: Option<&str>,
+        staff: &str,
+        now: i64,
+    ) -> StoreResult<Result<CouponRecord, RedeemFailure>> {
         let mut tx = self.writer.begin().await?;
         let row = sqlx::query(
             "UPDATE coupons SET state = 'redeemed', redeemed_at = $3, redeemed_location = $4, redeemed_staff = $5 \

@@ -17,6 +17,8 @@ pub struct GoogleApp {
     pub google: GoogleStandIn,
     pub account: ServiceAccount,
     pub signer: CallbackSigner,
+    /// The Google settings the app was started with, for more instances of the same deployment.
+    pub settings: Vec<(String, String)>,
     _keys: tempfile::TempDir,
 }
 
@@ -38,9 +40,10 @@ pub async fn spawn_app_with_google(overrides: &[(&str, &str)]) -> GoogleApp {
         ("google_api_url", &google.base),
         ("google_root_keys", &roots),
     ];
+    let google_settings = settings.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     settings.extend_from_slice(overrides);
     let app = spawn_app_with(&settings).await;
-    GoogleApp { app, google, account, signer, _keys: keys }
+    GoogleApp { app, google, account, signer, settings: google_settings, _keys: keys }
 }
 
 fn object_id(member: &str) -> String {
@@ -429,7 +432,7 @@ async fn spawn_app_with_google_keys_from_stand_in() -> GoogleApp {
         ("google_root_keys", &google.root_keys_url()),
     ])
     .await;
-    GoogleApp { app, google, account, signer: CallbackSigner::new(), _keys: keys }
+    GoogleApp { app, google, account, signer: CallbackSigner::new(), settings: Vec::new(), _keys: keys }
 }
 
 #[tokio::test]

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::apns_standin::StandIn;
+use crate::google::{ISSUER, spawn_app_with_google};
 use crate::helpers::{
     ADMIN_TOKEN, DevicePass, TestApp, assert_error, pass_json, push_token, repo, spawn_app_with, unzip,
 };
@@ -195,21 +196,28 @@ async fn a_coupon_is_redeemed_once_voided_and_pushed_and_a_scan_says_what_it_is(
 
 #[tokio::test]
 async fn of_fifty_concurrent_redemptions_on_three_instances_exactly_one_wins() {
-    let (app, apns) = app_with_apns().await;
-    let others = [
-        spawn_app_with(&[("database_url", &app.database_url), ("staff_token", STAFF_TOKEN)]).await,
-        spawn_app_with(&[("database_url", &app.database_url), ("staff_token", STAFF_TOKEN)]).await,
-    ];
-    app.create_member("ANN", &json!({"name": "Ann", "tier": "gold", "points": 10})).await;
-    make_offer(&app, "race", "free-drink", 3600).await;
-    grant(&app, "race", &["ANN"]).await;
-    let coupon = coupons_of(&app, "ANN").await.remove(0);
+    let apns = StandIn::start(&[&repo().join("certs-example/root.pem")]).await;
+    let ca = apns.ca_path.display().to_string();
+    let apple = [("apns_url", apns.url.as_str()), ("apns_ca", ca.as_str()), ("staff_token", STAFF_TOKEN)];
+    let g = spawn_app_with_google(&apple).await;
+    let app = &g.app;
+    let mut shared: Vec<(&str, &str)> = g.settings.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    shared.extend_from_slice(&apple);
+    shared.push(("database_url", &app.database_url));
+    let others = [spawn_app_with(&shared).await, spawn_app_with(&shared).await];
+    g.settled_member("ANN", &json!({"name": "Ann", "tier": "gold", "points": 10})).await;
+    make_offer(app, "race", "free-drink", 3600).await;
+    grant(app, "race", &["ANN"]).await;
+    let coupon = coupons_of(app, "ANN").await.remove(0);
     let code = coupon["code"].as_str().unwrap().to_string();
-    let (_, pass) = coupon_pass(&app, &coupon).await;
+    let (_, pass) = coupon_pass(app, &coupon).await;
+    let device = device_pass(&pass);
     let phone = push_token("d1");
-    assert_eq!(app.register("dev-r", &device_pass(&pass), &phone).await.status(), 201);
+    assert_eq!(app.register("dev-r", &device, &phone).await.status(), 201);
+    let object = format!("{ISSUER}.default-ANN-race");
+    wait_for(|| g.google.offer_object(&object).is_some_and(|o| o["state"] == "ACTIVE"), "the ACTIVE object").await;
 
-    let instances = [&app, &others[0], &others[1]];
+    let instances = [app, &others[0], &others[1]];
     let attempts = (0..50).map(|i| {
         let (instance, code) = (instances[i % 3], code.clone());
         async move { redeem(instance, &code, Some(&format!("till {i}"))).await.status().as_u16() }
@@ -219,7 +227,21 @@ async fn of_fifty_concurrent_redemptions_on_three_instances_exactly_one_wins() {
     assert_eq!(statuses.iter().filter(|s| **s == 409).count(), 49, "{statuses:?}");
     let offer = get_offer(&others[1], "race").await;
     assert_eq!(offer["counts"]["redeemed"], 1);
+    let stored = coupons_of(&others[0], "ANN").await.remove(0);
+    assert!(stored["redeemed_location"].as_str().unwrap().starts_with("till "), "{stored}");
+
+    // The Apple coupon is voided and pushed; the Google object is COMPLETED.
     apns.wait_for(&phone, 1).await;
+    assert_eq!(pass_json(&unzip(&app.latest_pass(&device, None).await.bytes().await.unwrap()))["voided"], true);
+    wait_for(|| g.google.offer_object(&object).is_some_and(|o| o["state"] == "COMPLETED"), "COMPLETED").await;
+}
+
+async fn wait_for(done: impl Fn() -> bool, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(Instant::now() < deadline, "waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 #[tokio::test]
