@@ -18,7 +18,7 @@ use crate::error::{ApiError, ApiResult, FieldError};
 use crate::ids::RandomIds;
 use crate::model::{CouponCounts, CouponRecord, OfferRecord};
 use crate::plan::offers::{GrantRefusal, Unredeemable, decide_grant, redeemable};
-use crate::store::{GrantOutcome, OfferPutRefusal, OfferSpec, RedeemFailure};
+use crate::store::{GrantOutcome, OfferPutRefusal, OfferSpec, RedeemFailure, Redemption};
 use crate::time_fmt::{now_unix, rfc3339};
 
 json_object! {
@@ -107,6 +107,9 @@ pub struct CouponView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redeemed_location: Option<String>,
     pub links: CouponLinks,
+    /// The offer's title in the staff's language (scan answers and the staff page's redemptions).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
 }
 
 #[derive(Serialize, ToSchema, Clone)]
@@ -138,8 +141,20 @@ impl CouponView {
                     .as_ref()
                     .map(|_| format!("{}/c/{}/google", state.settings.public_url, coupon.coupon_id)),
             },
+            title: None,
         }
     }
+
+    /// The view with the offer's title in `locale`.
+    pub fn titled(state: &AppState, coupon: &CouponRecord, now: i64, locale: &str) -> CouponView {
+        CouponView { title: Some(offer_title(state, &coupon.template, locale)), ..CouponView::new(state, coupon, now) }
+    }
+}
+
+/// An offer template's title in `locale` (the template's name if it is gone).
+pub fn offer_title(state: &AppState, template: &str, locale: &str) -> String {
+    let program = state.passes.program();
+    program.offer(template).map_or_else(|| template.to_string(), |o| program.text(&o.design.title, locale))
 }
 
 /// The answer to a grant.
@@ -394,9 +409,14 @@ pub async fn perform_redemption(
     location: Option<&Location>,
 ) -> ApiResult<CouponRecord> {
     let now = now_unix();
-    let program = &state.settings.program;
-    let location = location.map(Location::as_str);
-    match state.store.redeem_coupon(program, code.as_str(), location, &staff.credential, now).await? {
+    let redemption = Redemption {
+        program: state.settings.program.clone(),
+        code: code.as_str().to_owned(),
+        location: location.map(|l| l.as_str().to_owned()),
+        staff: staff.credential.clone(),
+        now,
+    };
+    match state.redemptions.redeem(redemption).await? {
         Ok(coupon) => {
             tracing::info!(coupon_id = %coupon.coupon_id, offer_id = %coupon.offer_id, "coupon redeemed");
             Ok(coupon)

@@ -69,6 +69,8 @@ pub struct AppState {
     pub log_bytes: Arc<limits::RateLimiter<std::net::IpAddr>>,
     /// Writes scans with group commit.
     pub scans: crate::store::ScanRecorder,
+    /// Writes redemptions with group commit.
+    pub redemptions: crate::store::Redeemer,
 }
 
 impl AppState {
@@ -92,6 +94,7 @@ impl AppState {
         let metrics = Arc::new(Metrics::default());
         let settings_scan_rate = settings.scan_rate;
         let scans = crate::store::ScanRecorder::start(store.clone());
+        let redemptions = crate::store::Redeemer::start(store.clone());
         let google = google_wallet(&settings, &program, &store, &metrics)?;
         let passes = PassBuilder::new(Arc::new(identity), program, settings.web_service_url())?;
         let signed = pkpass::SignedPassCache::new(settings.pass_cache_mb);
@@ -110,6 +113,7 @@ impl AppState {
             log_lines: Arc::new(limits::RateLimiter::per_minute(limits::LOG_LINES_PER_MINUTE)),
             log_bytes: Arc::new(limits::RateLimiter::per_minute(limits::LOG_BYTES_PER_MINUTE)),
             scans,
+            redemptions,
         })
     }
 

@@ -14,6 +14,7 @@ mod migrations;
 mod notify;
 mod offers;
 mod outbox;
+mod redemptions;
 mod registrations;
 mod scans;
 mod tags;
@@ -25,7 +26,8 @@ pub use crate::model::{
 };
 pub use connect::DatabaseOptions;
 pub use jobs::{Job, JobAction, Outbox, Outcome, RefusalChange, Settled};
-pub use offers::{GrantOutcome, OfferPutRefusal, OfferSpec, RedeemFailure};
+pub use offers::{GrantOutcome, OfferPutRefusal, OfferSpec};
+pub use redemptions::{RedeemFailure, RedeemOutcome, Redeemer, Redemption};
 pub use outbox::PushEffect;
 pub use registrations::{DeviceRecord, Registered};
 pub use scans::{ScanRecord, ScanRecorder, ScanTarget};

@@ -59,14 +59,6 @@ pub enum GrantOutcome {
     NoOffer,
 }
 
-/// Why a redemption did not happen.
-#[derive(Debug)]
-pub enum RedeemFailure {
-    NoCoupon,
-    /// The coupon as it stands (redeemed, expired, withdrawn, not yet valid).
-    Unredeemable(Box<CouponRecord>),
-}
-
 fn offer_from_row(row: &AnyRow) -> Result<OfferRecord, sqlx::Error> {
     Ok(OfferRecord {
         program: row.try_get(0)?,
@@ -301,61 +293,6 @@ impl Store {
         Ok(GrantOutcome::Granted(plan))
     }
 
-    /// Redeems the coupon with `code` once: a conditional update that only an active coupon inside its
-    /// window passes, so of any number of concurrent attempts (on any instance) exactly one changes the
-    /// row; the pass is voided and pushed in the same transaction.
-    pub async fn redeem_coupon(
-        &self,
-        program: &str,
-        code: &str,
-        location: Option<&str>,
-        staff: &str,
-        now: i64,
-    ) -> StoreResult<Result<CouponRecord, RedeemFailure>> {
-        super::retry_conflicts(|| self.try_redeem_coupon(program, code, location, staff, now)).await
-    }
-
-    async fn try_redeem_coupon(
-        &self,
-        program: &str,
-        code: &str,
-        location: Option<&str>,
-        staff: &str,
-        now: i64,
-    ) -> StoreResult<Result<CouponRecord, RedeemFailure>> {
-        let mut tx = self.writer.begin().await?;
-        let row = sqlx::query(
-            "UPDATE coupons SET state = 'redeemed', redeemed_at = $3, redeemed_location = $4, redeemed_staff = $5 \
-             WHERE program = $1 AND code = $2 AND state = 'active' AND EXISTS (SELECT 1 FROM offers o \
-             WHERE o.program = coupons.program AND o.offer_id = coupons.offer_id AND o.valid_from <= $3 AND o.valid_until > $3) \
-             RETURNING serial_number, modified_at, coupon_id",
-        )
-        .bind(program)
-        .bind(code)
-        .bind(now)
-        .bind(location.map(str::to_string))
-        .bind(staff)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = row else {
-            tx.rollback().await?;
-            return Ok(match self.coupon_by_code(program, code).await? {
-                Some(coupon) => Err(RedeemFailure::Unredeemable(Box::new(coupon))),
-                None => Err(RedeemFailure::NoCoupon),
-            });
-        };
-        let pass = (row.try_get(0)?, row.try_get(1)?);
-        let coupon_id: String = row.try_get(2)?;
-        let pushed = touch_coupon_passes(&mut tx, self.sqlite, &[pass], now).await?;
-        let offers = self.enqueue_offer_jobs(&mut tx, &[&coupon_id]).await?;
-        tx.commit().await?;
-        self.changed(Written { pushes: pushed, google: false, offers });
-        let coupon = self.coupon_by_code(program, code).await?;
-        let coupon =
-            coupon.ok_or_else(|| StoreError::Corrupt(format!("coupon {code} missing after its redemption")))?;
-        Ok(Ok(coupon))
-    }
-
     /// Marks the open coupons of offers whose window has closed as expired (their passes already show it
     /// through `expirationDate`). Answers how many coupons it marked.
     pub async fn expire_offers(&self, now: i64) -> StoreResult<u64> {
@@ -401,7 +338,7 @@ impl Store {
     }
 
     /// Google offer jobs for these coupons, when Google Wallet is configured.
-    async fn enqueue_offer_jobs(
+    pub(super) async fn enqueue_offer_jobs(
         &self,
         tx: &mut Transaction<'static, Any>,
         coupon_ids: &[impl AsRef<str>],
