@@ -58,7 +58,7 @@ async fn connect_sqlite(url: &str, options: DatabaseOptions) -> StoreResult<Stor
         format!("{url}?mode=rwc")
     };
     let connect = AnyConnectOptions::from_str(&with_mode)?;
-    let pool = |size: u32, cache_kib: u32, acquire_ms: u64| {
+    let pool = |size: u32, cache_kib: u32, acquire_ms: u64, autocheckpoint: u32| {
         AnyPoolOptions::new().max_connections(size).acquire_timeout(Duration::from_millis(acquire_ms)).after_connect(
             move |conn, _| {
                 Box::pin(async move {
@@ -68,6 +68,7 @@ async fn connect_sqlite(url: &str, options: DatabaseOptions) -> StoreResult<Stor
                     conn.execute("PRAGMA synchronous = FULL").await?;
                     conn.execute("PRAGMA busy_timeout = 10000").await?;
                     conn.execute("PRAGMA foreign_keys = ON").await?;
+                    conn.execute(sqlx::AssertSqlSafe(format!("PRAGMA wal_autocheckpoint = {autocheckpoint}"))).await?;
                     conn.execute(sqlx::AssertSqlSafe(format!("PRAGMA cache_size = -{cache_kib}"))).await?;
                     Ok(())
                 })
@@ -76,9 +77,30 @@ async fn connect_sqlite(url: &str, options: DatabaseOptions) -> StoreResult<Stor
     };
     // Writes queue for the one writer: a burst waits its turn (up to 30 s) rather than failing fast.
     let writer =
-        pool(1, WRITER_CACHE_KIB, 30_000.max(options.acquire_timeout_ms)).connect_with(connect.clone()).await?;
-    let reader = pool(SQLITE_READERS, READER_CACHE_KIB, options.acquire_timeout_ms).connect_with(connect).await?;
+        pool(1, WRITER_CACHE_KIB, 30_000.max(options.acquire_timeout_ms), 0).connect_with(connect.clone()).await?;
+    let reader = pool(SQLITE_READERS, READER_CACHE_KIB, options.acquire_timeout_ms, 1000).connect_with(connect).await?;
+    tokio::spawn(checkpoint_in_background(reader.clone()));
     Ok(Store::new(writer, reader, true, url))
+}
+
+/// How often the WAL is copied back into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+
+/// Checkpoints the WAL from a reader, beside the writer: SQLite's automatic checkpoint runs inside the
+/// commit that crosses 1,000 pages, so every hundredth redemption or scan batch waited several
+/// milliseconds for it (BENCHMARKS.md). PASSIVE never blocks the writer or the readers. Stops when the
+/// store is closed.
+async fn checkpoint_in_background(reader: sqlx::AnyPool) {
+    let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while !reader.is_closed() {
+        tick.tick().await;
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&reader).await {
+            if !reader.is_closed() {
+                tracing::warn!(error = %e, "the SQLite WAL checkpoint failed; retrying");
+            }
+        }
+    }
 }
 
 async fn connect_postgres(url: &str, options: DatabaseOptions) -> StoreResult<Store> {
