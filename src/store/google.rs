@@ -283,7 +283,7 @@ async fn announce_coupons(
     }
     ids.sort();
     let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-    super::google_offers::enqueue_offer_jobs(tx, sqlite, &ids).await
+    super::offer_jobs::enqueue_offer_jobs(tx, sqlite, &ids).await
 }
 
 pub(super) fn format_times(times: &[i64]) -> String {

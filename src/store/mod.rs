@@ -12,6 +12,7 @@ mod ledger;
 mod members;
 mod migrations;
 mod notify;
+mod offer_jobs;
 mod offers;
 mod outbox;
 mod redemptions;
@@ -27,8 +28,8 @@ pub use crate::model::{
 pub use connect::DatabaseOptions;
 pub use jobs::{Job, JobAction, Outbox, Outcome, RefusalChange, Settled};
 pub use offers::{GrantOutcome, OfferPutRefusal, OfferSpec};
-pub use redemptions::{RedeemFailure, RedeemOutcome, Redeemer, Redemption};
 pub use outbox::PushEffect;
+pub use redemptions::{RedeemFailure, RedeemOutcome, Redeemer, Redemption};
 pub use registrations::{DeviceRecord, Registered};
 pub use scans::{ScanRecord, ScanRecorder, ScanTarget};
 

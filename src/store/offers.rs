@@ -347,7 +347,7 @@ impl Store {
             return Ok(false);
         }
         let ids: Vec<&str> = coupon_ids.iter().map(AsRef::as_ref).collect();
-        super::google_offers::enqueue_offer_jobs(tx, self.sqlite, &ids).await
+        super::offer_jobs::enqueue_offer_jobs(tx, self.sqlite, &ids).await
     }
 
     pub async fn coupon_by_code(&self, program: &str, code: &str) -> StoreResult<Option<CouponRecord>> {

@@ -86,7 +86,10 @@ impl Redeemer {
         let (done, committed) = oneshot::channel();
         let gone = || StoreError::Corrupt("the redemption writer stopped".into());
         self.queue.send((redemption, done)).await.map_err(|_| gone())?;
-        committed.await.map_err(|_| gone())?.map_err(|(message, unavailable)| StoreError::Batch { message, unavailable })
+        committed
+            .await
+            .map_err(|_| gone())?
+            .map_err(|(message, unavailable)| StoreError::Batch { message, unavailable })
     }
 }
 
@@ -105,7 +108,8 @@ impl Store {
         let firsts: Vec<usize> = (0..batch.len()).filter(|&i| seen.insert(key(&batch[i]))).collect();
         let mut tx = self.writer.begin().await?;
         let won = self.update_redeemed(&mut tx, batch, &firsts).await?;
-        let passes: Vec<(String, i64)> = won.values().map(|(serial, modified, _)| (serial.clone(), *modified)).collect();
+        let passes: Vec<(String, i64)> =
+            won.values().map(|(serial, modified, _)| (serial.clone(), *modified)).collect();
         let now = batch.iter().map(|r| r.now).max().unwrap_or_default();
         let pushes = touch_coupon_passes(&mut tx, self.sqlite, &passes, now).await?;
         let ids: Vec<&str> = won.values().map(|(_, _, id)| id.as_str()).collect();
@@ -136,8 +140,7 @@ impl Store {
     ) -> StoreResult<Won> {
         let mut won = Won::new();
         for chunk in firsts.chunks(super::jobs::ROWS_PER_STATEMENT / 5) {
-            let values =
-                Params::new(self.sqlite).rows(chunk.len(), &["{}", "{}", "CAST({} AS BIGINT)", "{}", "{}"]);
+            let values = Params::new(self.sqlite).rows(chunk.len(), &["{}", "{}", "CAST({} AS BIGINT)", "{}", "{}"]);
             let sql = format!(
                 "WITH v(program, code, at, location, staff) AS (VALUES {values}) \
                  UPDATE coupons SET state = 'redeemed', redeemed_at = v.at, redeemed_location = v.location, \

@@ -53,7 +53,7 @@ pub(crate) async fn write_plan(
         written.pushes |= withdrawn.pushes;
         if google {
             let ids: Vec<&str> = withdrawn.coupon_ids.iter().map(String::as_str).collect();
-            written.offers = super::google_offers::enqueue_offer_jobs(tx, sqlite, &ids).await?;
+            written.offers = super::offer_jobs::enqueue_offer_jobs(tx, sqlite, &ids).await?;
         }
     }
     record_event_statuses(tx, sqlite, &plan.event_statuses_to_record).await?;
