@@ -95,10 +95,10 @@ async fn checkpoint_in_background(reader: sqlx::AnyPool) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     while !reader.is_closed() {
         tick.tick().await;
-        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&reader).await {
-            if !reader.is_closed() {
-                tracing::warn!(error = %e, "the SQLite WAL checkpoint failed; retrying");
-            }
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&reader).await
+            && !reader.is_closed()
+        {
+            tracing::warn!(error = %e, "the SQLite WAL checkpoint failed; retrying");
         }
     }
 }
