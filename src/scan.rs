@@ -81,7 +81,7 @@ pub enum ScanAnswer {
 }
 
 /// The coupon a scanned code names, if it is one of this program's.
-async fn coupon_scan(state: &AppState, barcode: &Barcode) -> ApiResult<Option<CouponScanView>> {
+async fn coupon_scan(state: &AppState, barcode: &Barcode, locale: &str) -> ApiResult<Option<CouponScanView>> {
     let Ok(code) = barcode.as_str().parse::<CouponCode>() else { return Ok(None) };
     let Some(coupon) = state.store.coupon_by_code(&state.settings.program, code.as_str()).await? else {
         return Ok(None);
@@ -90,7 +90,7 @@ async fn coupon_scan(state: &AppState, barcode: &Barcode) -> ApiResult<Option<Co
     let why = crate::plan::offers::redeemable(&coupon, now).err().map(|why| crate::offers::refusal(&why));
     Ok(Some(CouponScanView {
         kind: "coupon",
-        coupon: CouponView::new(state, &coupon, now),
+        coupon: CouponView::titled(state, &coupon, now, locale),
         member_id: coupon.member_id.clone(),
         name: coupon.member_name.clone().unwrap_or_else(|| coupon.member_id.clone()),
         redeemable: why.is_none(),
@@ -177,7 +177,8 @@ pub async fn perform(
     state.scan_limiter.take(credential, 1).map_err(ApiError::rate_limited)?;
     let templates = state.passes.program();
     let request = ScanRequest::from_object(body, &templates.parse_context())?;
-    if let Some(coupon) = coupon_scan(state, &request.barcode).await? {
+    let locale = templates.resolve_locale(first_language(req).as_deref());
+    if let Some(coupon) = coupon_scan(state, &request.barcode, locale).await? {
         return Ok(ScanAnswer::Coupon(coupon));
     }
     let program = &state.settings.program;
@@ -191,14 +192,13 @@ pub async fn perform(
     let location = request.location.map(Location::into_string);
     let record = ScanRecord { scanned_at, staff: credential.to_string(), location };
     state.scans.record(program, &member_id, record).await?;
-    let locale = templates.resolve_locale(first_language(req).as_deref());
     let member = &target.member;
     let now = scanned_at / 1000;
     let coupons = state.store.member_coupons(program, &member.member_id, now, 50, 0).await?;
     let coupons = coupons
         .iter()
         .filter(|c| crate::plan::offers::redeemable(c, now).is_ok())
-        .map(|c| CouponView::new(state, c, now))
+        .map(|c| CouponView::titled(state, c, now, locale))
         .collect();
     Ok(ScanAnswer::Card(ScanView {
         kind: "card",

@@ -1,7 +1,8 @@
 //! The staff page: `GET /staff` (sign-in, or the scanner once signed in), `POST /staff/session` (the
 //! staff token once, then an HttpOnly, SameSite=Strict session cookie, Secure behind https; never in the
-//! URL), `POST /staff/signout`, and `POST /staff/scan`, the page's scan, authorized by the cookie and a
-//! CSRF token the page carries (a cross-site request has neither).
+//! URL), `POST /staff/signout`, `POST /staff/scan`, the page's scan, and `POST /staff/redeem`, the page's
+//! redemption of a coupon, both authorized by the cookie and a CSRF token the page carries (a cross-site
+//! request has neither).
 
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::header;
@@ -9,8 +10,10 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::app::AppState;
 use crate::app::extract::{StaffAuth, read_json_body};
+use crate::domain::FromObject;
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{constant_time_eq, hmac_sha256};
+use crate::offers::{CouponView, RedemptionBody};
 use crate::templates::staff::StaffContext;
 
 const COOKIE: &str = "tessera_staff";
@@ -153,6 +156,18 @@ pub async fn sign_out(state: web::Data<AppState>, req: HttpRequest, body: web::B
     }
 }
 
+/// The staff credential of a page request: a valid session cookie and the page's CSRF token in
+/// `X-CSRF-Token` (a cross-site request has neither).
+fn page_staff(state: &AppState, req: &HttpRequest) -> ApiResult<StaffAuth> {
+    let token = state.secrets.staff_token.expose();
+    let session = session_of(state, req).ok_or(ApiError::Unauthorized("sign in on the staff page first"))?;
+    let sent = req.headers().get("x-csrf-token").and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !constant_time_eq(sent.as_bytes(), csrf_token(token, &session).as_bytes()) {
+        return Err(ApiError::Unauthorized("the page's CSRF token is missing or wrong; reload the staff page"));
+    }
+    Ok(StaffAuth { credential: StaffAuth::fingerprint(token) })
+}
+
 /// The page's scan: the scan API's answer, for a signed-in page.
 #[utoipa::path(post, path = "/staff/scan", tag = "staff", operation_id = "staff_scan", request_body = crate::scan::ScanRequest,
     params(("X-CSRF-Token" = String, Header, description = "The token the staff page carries")),
@@ -160,16 +175,33 @@ pub async fn sign_out(state: web::Data<AppState>, req: HttpRequest, body: web::B
         (status = 404, response = crate::openapi::NotFound), (status = 422, response = crate::openapi::ValidationFailed),
         (status = 429, response = crate::openapi::RateLimited), (status = 503, response = crate::openapi::Unavailable)))]
 pub async fn scan(state: web::Data<AppState>, req: HttpRequest, mut payload: web::Payload) -> ApiResult<HttpResponse> {
-    let token = state.secrets.staff_token.expose();
-    let session = session_of(&state, &req).ok_or(ApiError::Unauthorized("sign in on the staff page first"))?;
-    let sent = req.headers().get("x-csrf-token").and_then(|v| v.to_str().ok()).unwrap_or("");
-    if !constant_time_eq(sent.as_bytes(), csrf_token(token, &session).as_bytes()) {
-        return Err(ApiError::Unauthorized("the page's CSRF token is missing or wrong; reload the staff page"));
-    }
+    let staff = page_staff(&state, &req)?;
     let body = read_json_body(&req, &mut payload, crate::app::extract::ADMIN_BODY_LIMIT).await?;
     let body = crate::app::extract::parse_json_object(&body)?;
-    let view = crate::scan::perform(&state, &StaffAuth::fingerprint(token), &req, &body).await?;
+    let view = crate::scan::perform(&state, &staff.credential, &req, &body).await?;
     Ok(HttpResponse::Ok().json(view))
+}
+
+/// The page's redemption: the redemption API's, for a signed-in page (the same conditional update).
+#[utoipa::path(post, path = "/staff/redeem", tag = "staff", operation_id = "staff_redeem", request_body = crate::offers::RedemptionBody,
+    params(("X-CSRF-Token" = String, Header, description = "The token the staff page carries")),
+    responses((status = 200, description = "Redeemed now (with the offer's title in the staff's language)", body = crate::offers::CouponView),
+        (status = 400, response = crate::openapi::InvalidJson), (status = 401, response = crate::openapi::Unauthorized),
+        (status = 404, response = crate::openapi::NotFound), (status = 409, response = crate::openapi::AlreadyRedeemed),
+        (status = 413, response = crate::openapi::PayloadTooLarge), (status = 415, response = crate::openapi::UnsupportedMediaType),
+        (status = 422, response = crate::openapi::ValidationFailed), (status = 503, response = crate::openapi::Unavailable)))]
+pub async fn redeem(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    mut payload: web::Payload,
+) -> ApiResult<HttpResponse> {
+    let staff = page_staff(&state, &req)?;
+    let body = read_json_body(&req, &mut payload, crate::app::extract::ADMIN_BODY_LIMIT).await?;
+    let body = crate::app::extract::parse_json_object(&body)?;
+    let body = RedemptionBody::from_object(&body, &crate::domain::Context::without_tiers())?;
+    let coupon = crate::offers::perform_redemption(&state, &staff, &body.code, body.location.as_ref()).await?;
+    let locale = state.passes.program().resolve_locale(crate::scan::first_language(&req).as_deref()).to_string();
+    Ok(HttpResponse::Ok().json(CouponView::titled(&state, &coupon, crate::time_fmt::now_unix(), &locale)))
 }
 
 #[cfg(test)]

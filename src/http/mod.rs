@@ -78,6 +78,7 @@ fn route_table() -> Vec<(&'static str, Vec<(Method, Route)>)> {
         ("/staff/session", vec![(Method::POST, web::post().to(staff::sign_in))]),
         ("/staff/signout", vec![(Method::POST, web::post().to(staff::sign_out))]),
         ("/staff/scan", vec![(Method::POST, web::post().to(staff::scan))]),
+        ("/staff/redeem", vec![(Method::POST, web::post().to(staff::redeem))]),
         ("/google/images/{name}", vec![(Method::GET, web::get().to(pages::google_image))]),
         ("/google/images/{tier}/{name}", vec![(Method::GET, web::get().to(pages::google_tier_image))]),
         ("/google/callbacks", vec![(Method::POST, web::post().to(google_callbacks::callback))]),

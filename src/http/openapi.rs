@@ -26,6 +26,7 @@ use crate::{ledger, members, ops};
         crate::coupon_links::coupon_google_link, crate::coupon_links::offer_image,
         crate::scan::scan, crate::scan::member_scans,
         crate::staff::page, crate::staff::sign_in, crate::staff::sign_out, crate::staff::scan,
+        crate::staff::redeem,
         web_service::register, web_service::unregister, web_service::list_updated, web_service::latest_pass,
         web_service::log,
         crate::pages::member_page, crate::pages::download_pass, crate::pages::asset,

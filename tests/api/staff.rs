@@ -110,3 +110,43 @@ async fn staff_sign_in_with_the_token_then_scan_with_the_cookie_and_csrf_token()
     let cleared = out.headers()["set-cookie"].to_str().unwrap();
     assert!(cleared.starts_with("tessera_staff=;") && cleared.contains("Max-Age=0"), "{cleared}");
 }
+
+async fn page_redeem(app: &TestApp, cookie: Option<&str>, csrf: Option<&str>, code: &str) -> reqwest::Response {
+    let mut req = app.client.post(format!("{}/staff/redeem", app.base)).header("content-type", "application/json");
+    if let Some(cookie) = cookie {
+        req = req.header("cookie", cookie);
+    }
+    if let Some(csrf) = csrf {
+        req = req.header("x-csrf-token", csrf);
+    }
+    req.header("accept-language", "th")
+        .body(json!({ "code": code, "location": "Siam" }).to_string())
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_page_redeems_a_coupon_once_with_its_session_and_csrf_token_only() {
+    let app = spawn_app_with(&[("staff_token", STAFF_TOKEN)]).await;
+    app.create_member("P-2", &json!({"name": "Pim", "tier": "gold", "points": 30, "locale": "th"})).await;
+    let (from, until) = crate::offers::window(-60, 3600);
+    let offer = json!({"template": "free-drink", "valid_from": from, "valid_until": until});
+    assert_eq!(crate::offers::put_offer(&app, "gift", &offer).await.status(), 201);
+    assert_eq!(crate::offers::grant(&app, "gift", &["P-2"]).await.status(), 200);
+    let code = crate::offers::coupons_of(&app, "P-2").await[0]["code"].as_str().unwrap().to_string();
+    let (cookie, csrf) = sign_in(&app).await;
+
+    assert_error(page_redeem(&app, None, Some(&csrf), &code).await, 401, "unauthorized").await;
+    assert_error(page_redeem(&app, Some(&cookie), None, &code).await, 401, "unauthorized").await;
+    assert_error(page_redeem(&app, Some(&cookie), Some("forged"), &code).await, 401, "unauthorized").await;
+    assert_eq!(crate::offers::coupons_of(&app, "P-2").await[0]["state"], "active", "refused requests redeem nothing");
+
+    let redeemed = page_redeem(&app, Some(&cookie), Some(&csrf), &code).await;
+    assert_eq!(redeemed.status(), 200);
+    let redeemed: Value = redeemed.json().await.unwrap();
+    assert_eq!((redeemed["state"].as_str(), redeemed["redeemed_location"].as_str()), (Some("redeemed"), Some("Siam")));
+    let again = assert_error(page_redeem(&app, Some(&cookie), Some(&csrf), &code).await, 409, "already-redeemed").await;
+    assert_eq!(again["details"]["location"], "Siam");
+    assert_error(page_redeem(&app, Some(&cookie), Some(&csrf), "not a code").await, 422, "validation-failed").await;
+}
